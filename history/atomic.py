@@ -1,0 +1,126 @@
+"""File-system rules every store operation obeys: crash-safe writes, no-follow reads, locks."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+LOCK_TIMEOUT = 30.0
+_POLL_INTERVAL = 0.002
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = (
+    os.O_RDONLY
+    | _O_NOFOLLOW
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO named like a conversation must not hang the app
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+class Unreadable(Exception):
+    """A stored file that must be reported to the user, not opened further or overwritten."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_regular_file(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """Read a whole regular file without following a symlink at `path`; FileNotFoundError passes."""
+    if not _O_NOFOLLOW and os.path.islink(path):
+        raise Unreadable("the file is a symbolic link, and links are never followed")
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Unreadable("the file is a symbolic link, and links are never followed") from None
+        raise Unreadable(f"the file could not be opened ({error.strerror})") from None
+    too_large = f"the file is larger than {max_bytes // 2**20} MB"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable("it is not a regular file")
+        if info.st_size > max_bytes:
+            raise Unreadable(too_large)
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after fstat
+        raise Unreadable(too_large)
+    return data, info
+
+
+def write_atomic(path: Path, data: bytes) -> os.stat_result:
+    """Replace `path` so readers and crashes see the old or the new content, never a mix.
+
+    Returns the written file's stat: a rename keeps mtime, size and inode, so caches can
+    recognise the file later without reading it.
+    """
+    if os.path.islink(path):
+        raise PermissionError(errno.EPERM, "refusing to replace a symbolic link", str(path))
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            written = os.fstat(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    fsync_dir(path.parent)
+    return written
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename durable; best effort, since some platforms cannot open a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # e.g. EINVAL on file systems without directory fsync
+    finally:
+        os.close(fd)
+
+
+def _thread_lock(key: str) -> threading.Lock:
+    """One lock per path, so threads hand over quickly instead of polling the file lock."""
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(key, threading.Lock())
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold `lock_path` against other threads and processes (the OS frees it if one dies).
+
+    Raises TimeoutError (filelock.Timeout is one) if it stays held for `timeout` seconds.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    local = _thread_lock(str(lock_path))
+    if not local.acquire(timeout=timeout):
+        raise TimeoutError(f"{lock_path.name} stayed locked for {timeout:.0f} s")
+    try:
+        file_lock = FileLock(lock_path, timeout=timeout)
+        file_lock.acquire(poll_interval=_POLL_INTERVAL)  # an acquire() argument in every filelock 3.x
+        try:
+            yield
+        finally:
+            file_lock.release()
+    finally:
+        local.release()

@@ -1,0 +1,296 @@
+"""Conversations as one readable JSON file each in a folder: crash-safe, locked, quick to list."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from history.atomic import Unreadable, exclusive, fsync_dir, read_regular_file, write_atomic
+from history.legacy import COPY_ID, LEGACY_ID, continuation_of, legacy_conversation, parse_flask_history
+from history.models import (
+    Conversation,
+    ConversationSummary,
+    InvalidConversation,
+    check_message,
+    is_valid_id,
+    utc_now,
+)
+from history.store import ConversationNotFound, UnreadableFile
+from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
+
+MAX_FILE_BYTES = 20 * 2**20
+LOCKS_DIR = ".locks"
+TRASH_DIR = ".trash"
+_FIXED_FIELDS = frozenset({"id", "schema_version", "created_at", "messages"})
+_TEXT_FIELDS = ("title", "model", "updated_at")
+_SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
+
+
+def encode(conversation: Conversation) -> bytes:
+    """Indented UTF-8 so a person can read and diff the file; strict JSON (no NaN)."""
+    text = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False)
+    data = (text + "\n").encode("utf-8")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidConversation(
+            f"conversation {conversation.id!r} would exceed {MAX_FILE_BYTES // 2**20} MB; "
+            "start a new conversation"
+        )
+    return data
+
+
+def decode(raw: bytes) -> object:
+    """Bytes to JSON, or Unreadable saying what is wrong in words a user can act on."""
+    if not raw.strip():
+        raise Unreadable("the file is empty")
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate the BOM some editors add
+    except UnicodeDecodeError as error:
+        raise Unreadable(f"the file is not UTF-8 text (bad byte at offset {error.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Unreadable(
+            f"the file is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
+    except RecursionError:
+        raise Unreadable("the file nests JSON too deeply to read") from None
+
+
+def conversation_from(name: str, data: object, mtime: float) -> tuple[Conversation, bool]:
+    """The conversation a decoded file holds, and whether it is the read-only Flask history."""
+    stem = name.removesuffix(SUFFIX)
+    try:
+        if stem == LEGACY_ID and isinstance(data, list):
+            return legacy_conversation(parse_flask_history(data), mtime), True
+        conversation = Conversation.from_dict(data)
+    except InvalidConversation as error:
+        raise Unreadable(str(error)) from None
+    if conversation.id != stem:
+        raise Unreadable(f"its 'id' is {conversation.id!r}, which does not match the file name")
+    return conversation, False
+
+
+def read_file(path: Path) -> tuple[Conversation, bool, os.stat_result]:
+    """Load one conversation file; raises FileNotFoundError or Unreadable."""
+    raw, info = read_regular_file(path, MAX_FILE_BYTES)
+    conversation, legacy = conversation_from(path.name, decode(raw), info.st_mtime)
+    return conversation, legacy, info
+
+
+def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummary, StatKey]:
+    """Read one file for the listing; problems visible in its directory entry skip the open."""
+    if not is_valid_id(path.name.removesuffix(SUFFIX)):
+        raise Unreadable("its name is not a valid conversation id (use only A-Z a-z 0-9 - _)")
+    if stat.S_ISLNK(info.st_mode):
+        raise Unreadable(_SYMLINK_REASON)
+    if not stat.S_ISREG(info.st_mode):
+        raise Unreadable("it is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise Unreadable(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
+    conversation, legacy, read_info = read_file(path)
+    return conversation.summary(read_only=legacy), stat_key(read_info)
+
+
+def _prepared(messages: Iterable[dict]) -> list[dict]:
+    """Validated copies of new messages, stamped with a time if the caller gave none."""
+    batch = []
+    for index, message in enumerate(messages):
+        check_message(message, index)
+        copy = dict(message)
+        copy.setdefault("created_at", utc_now())
+        batch.append(copy)
+    return batch
+
+
+def _check_fields(fields: dict) -> None:
+    """Refuse changes that would break the file before taking any lock."""
+    fixed = sorted(_FIXED_FIELDS & fields.keys())
+    if fixed:
+        raise ValueError(f"{', '.join(fixed)} cannot be changed with update()")
+    for key in _TEXT_FIELDS:
+        if key in fields and not isinstance(fields[key], str):
+            raise TypeError(f"'{key}' must be a string")
+
+
+def _apply(conversation: Conversation, fields: dict) -> None:
+    """Set top-level fields; anything unknown (settings) is kept in `extra`."""
+    for key, value in fields.items():
+        if key in _TEXT_FIELDS:
+            setattr(conversation, key, value)
+        elif key == "titled_by_user":
+            conversation.titled_by_user = bool(value)
+        else:
+            conversation.extra[key] = value
+    if "title" in fields and "titled_by_user" not in fields:
+        conversation.titled_by_user = True  # a chosen title must survive the first message
+
+
+class JsonHistoryStore:
+    """HistoryStore on a folder of <id>.json files; safe across threads and processes."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @property
+    def _cache(self) -> SummaryCache:
+        return cache_for(self.root)
+
+    @property
+    def last_scan(self) -> ScanStats:
+        """What the latest listing of this folder in this process parsed."""
+        return self._cache.stats
+
+    def path_for(self, conversation_id: str) -> Path:
+        """The file of a conversation; ids that are not safe file names are never found."""
+        if not is_valid_id(conversation_id):
+            raise ConversationNotFound(conversation_id)
+        return self.root / f"{conversation_id}{SUFFIX}"
+
+    def exists(self, conversation_id: str) -> bool:
+        """Whether something occupies that id's file name (create would refuse it)."""
+        return is_valid_id(conversation_id) and os.path.lexists(self.path_for(conversation_id))
+
+    def create(self, conversation: Conversation) -> Conversation:
+        """Save a new conversation; FileExistsError if the id is taken."""
+        path = self.path_for(conversation.id)
+        for index, message in enumerate(conversation.messages):
+            check_message(message, index)
+        data = encode(conversation)
+        with self._locked(conversation.id):
+            if os.path.lexists(path):
+                raise FileExistsError(f"conversation {conversation.id!r} already exists")
+            self._write(path, conversation, data)
+        return conversation
+
+    def get(self, conversation_id: str) -> Conversation:
+        """The whole conversation; raises ConversationNotFound or InvalidConversation."""
+        return self._load(self.path_for(conversation_id))[0]
+
+    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
+        """Add messages on top of what is saved now; returns the fresh conversation.
+
+        For the read-only Flask history the messages go to its copy, whose id is returned.
+        """
+        batch = _prepared(messages)
+        if model is not None and not isinstance(model, str):
+            raise TypeError("'model' must be a string")
+
+        def change(conversation: Conversation) -> None:
+            for message in batch:
+                conversation.add(message)
+            if model is not None:
+                conversation.model = model
+
+        return self._change(conversation_id, change)
+
+    def update(self, conversation_id: str, **fields: object) -> Conversation:
+        """Change top-level fields (title, model, settings) in one atomic write."""
+        _check_fields(fields)
+        return self._change(conversation_id, lambda conversation: _apply(conversation, fields))
+
+    def list(self) -> list[ConversationSummary]:
+        """Every readable conversation, newest first; only changed files are parsed again."""
+        summaries = self._cache.refresh(lambda name, info: summarize_file(self.root / name, info))
+        if self._cache.has(COPY_ID + SUFFIX):
+            summaries = [s for s in summaries if not (s.read_only and s.id == LEGACY_ID)]
+        return summaries
+
+    def unreadable(self) -> list[UnreadableFile]:
+        """Files found by the last listing that could not be read."""
+        if not self._cache.scanned:
+            self.list()
+        return self._cache.problems()
+
+    def latest(self) -> ConversationSummary | None:
+        """The most recently updated conversation, to reopen on start."""
+        summaries = self.list()
+        return summaries[0] if summaries else None
+
+    def count(self) -> int:
+        return len(self.list())
+
+    def delete(self, conversation_id: str) -> None:
+        """Move the file into .trash/ so it can be restored; unreadable files are left alone."""
+        path = self._existing(conversation_id)
+        with self._locked(conversation_id):
+            self._load(path)
+            trash = self.root / TRASH_DIR
+            trash.mkdir(exist_ok=True)
+            os.replace(path, trash / path.name)  # replaces an older trashed copy of this id
+            fsync_dir(trash)
+            fsync_dir(self.root)
+
+    def restore(self, conversation_id: str) -> None:
+        """Move a deleted conversation back; FileExistsError if the id was reused meanwhile."""
+        path = self.path_for(conversation_id)
+        trashed = self.root / TRASH_DIR / path.name
+        if not os.path.lexists(trashed):
+            raise ConversationNotFound(conversation_id)
+        with self._locked(conversation_id):
+            if os.path.lexists(path):
+                raise FileExistsError(f"conversation {conversation_id!r} already exists")
+            try:
+                os.replace(trashed, path)
+            except FileNotFoundError:
+                raise ConversationNotFound(conversation_id) from None
+            fsync_dir(self.root)
+            fsync_dir(trashed.parent)
+
+    def _locked(self, conversation_id: str) -> AbstractContextManager[None]:
+        return exclusive(self.root / LOCKS_DIR / f"{conversation_id}.lock")
+
+    def _existing(self, conversation_id: str) -> Path:
+        """The file path, checked before locking so misses never create folders."""
+        path = self.path_for(conversation_id)
+        if not os.path.lexists(path):
+            raise ConversationNotFound(conversation_id)
+        return path
+
+    def _load(self, path: Path) -> tuple[Conversation, bool]:
+        """Read a file, turning file problems into the store's exceptions."""
+        try:
+            conversation, legacy, _ = read_file(path)
+        except FileNotFoundError:
+            raise ConversationNotFound(path.name.removesuffix(SUFFIX)) from None
+        except Unreadable as problem:
+            raise InvalidConversation(UnreadableFile(path.name, problem.reason).message) from None
+        return conversation, legacy
+
+    def _change(self, conversation_id: str, change: Callable[[Conversation], None]) -> Conversation:
+        """Read-modify-write under the conversation's lock, so concurrent changes all land."""
+        path = self._existing(conversation_id)
+        if conversation_id == LEGACY_ID and self._is_legacy(path):
+            return self._continue_legacy(change)
+        with self._locked(conversation_id):
+            conversation, legacy = self._load(path)
+            if legacy:
+                raise InvalidConversation(f"'{path.name}' is the read-only Flask history")
+            change(conversation)
+            self._write(path, conversation, encode(conversation))
+        return conversation
+
+    def _is_legacy(self, path: Path) -> bool:
+        try:
+            return self._load(path)[1]
+        except (ConversationNotFound, InvalidConversation):
+            return False  # _change reports the problem under the lock
+
+    def _continue_legacy(self, change: Callable[[Conversation], None]) -> Conversation:
+        """Apply a change to the writable copy of the Flask history, making it first if needed."""
+        copy_path = self.path_for(COPY_ID)
+        with self._locked(COPY_ID):
+            if os.path.lexists(copy_path):
+                conversation = self._load(copy_path)[0]
+            else:
+                conversation = continuation_of(self.get(LEGACY_ID))
+            change(conversation)
+            self._write(copy_path, conversation, encode(conversation))
+        return conversation
+
+    def _write(self, path: Path, conversation: Conversation, data: bytes) -> None:
+        info = write_atomic(path, data)
+        self._cache.record(path.name, info, conversation.summary())

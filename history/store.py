@@ -1,0 +1,64 @@
+"""The history store interface: the JSON folder implements it, a database store can too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from history.models import Conversation, ConversationSummary
+
+
+class ConversationNotFound(KeyError):
+    """No conversation with that id (or the id is not a valid one)."""
+
+
+@dataclass(frozen=True)
+class UnreadableFile:
+    """A stored file that could not be read: listed for the user, never overwritten."""
+
+    name: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Could not read '{self.name}': {self.reason}. It was left untouched; fix or move "
+            "the file and reload."
+        )
+
+
+class HistoryStore(Protocol):
+    """Saved conversations. Every method is safe to call from many threads and processes."""
+
+    def create(self, conversation: Conversation) -> Conversation:
+        """Save a new conversation; fails if the id exists."""
+
+    def get(self, conversation_id: str) -> Conversation:
+        """The whole conversation; raises ConversationNotFound or InvalidConversation."""
+
+    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
+        """Add messages at the end in one atomic write, on top of whatever is saved now."""
+
+    def update(self, conversation_id: str, **fields: object) -> Conversation:
+        """Change top-level fields (title, model, settings) in one atomic write."""
+
+    def list(self) -> list[ConversationSummary]:
+        """Every readable conversation, newest first, without parsing unchanged files again."""
+
+    def unreadable(self) -> list[UnreadableFile]:
+        """Files found by the last listing that could not be read."""
+
+    def exists(self, conversation_id: str) -> bool:
+        """Whether the id is taken, so a caller knows to append rather than create."""
+
+    def latest(self) -> ConversationSummary | None:
+        """The most recently updated readable conversation, if any."""
+
+    def count(self) -> int:
+        """How many conversations list() returns."""
+
+    def delete(self, conversation_id: str) -> None:
+        """Remove a conversation so that restore() can bring it back."""
+
+    def restore(self, conversation_id: str) -> None:
+        """Undo delete(); fails if the id was taken again meanwhile."""

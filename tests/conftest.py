@@ -1,0 +1,31 @@
+"""Shared fixtures: every test stores history under tmp_path and reaches nothing beyond 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.settings import SETTING_NAMES
+from tests.openai_server import OpenAIServer
+
+
+@pytest.fixture(autouse=True)
+def history_dir(tmp_path, monkeypatch):
+    """Point CHATBOT_HISTORY_DIR, the setting users set, at a fresh folder; drop the machine's settings."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "history"
+    monkeypatch.setenv("CHATBOT_HISTORY_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def openai_server_session():
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server(openai_server_session):
+    """A real OpenAI-compatible server on 127.0.0.1, emptied before each test."""
+    openai_server_session.reset()
+    return openai_server_session

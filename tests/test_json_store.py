@@ -1,0 +1,521 @@
+"""The JSON-folder history store: file format, atomic locked writes, unreadable files, listing cache."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from history import atomic, json_store, summary_cache
+from history.json_store import MAX_FILE_BYTES, JsonHistoryStore
+from history.legacy import COPY_ID, LEGACY_ID
+from history.models import (
+    DEFAULT_TITLE,
+    SCHEMA_VERSION,
+    Conversation,
+    InvalidConversation,
+    is_valid_id,
+    make_message,
+)
+from history.store import ConversationNotFound
+
+SCHEMA_KEYS = {"schema_version", "id", "title", "created_at", "updated_at", "model", "messages"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_cache():
+    """Each test starts like a new process, with no summaries in memory."""
+    summary_cache.forget_all()
+    yield
+    summary_cache.forget_all()
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    return tmp_path / "conversations"
+
+
+@pytest.fixture
+def store(root) -> JsonHistoryStore:
+    return JsonHistoryStore(root)
+
+
+def user(text: str) -> dict:
+    return make_message("user", text)
+
+
+def new_conversation(store: JsonHistoryStore, conversation_id: str, *texts: str) -> Conversation:
+    conversation = store.create(Conversation(id=conversation_id, model="m1"))
+    return store.append(conversation_id, *(user(t) for t in texts)) if texts else conversation
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Bytes and mtime of every visible entry, symlinks as their target text."""
+    state = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink():
+            state[path.name] = ("link", os.readlink(path), path.lstat().st_mtime_ns)
+        else:
+            state[path.name] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return state
+
+
+def temp_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# Round trip and file format
+
+
+def test_create_get_append_update_roundtrip(store):
+    created = store.create(Conversation(id="chat-1", model="m1"))
+    assert store.get("chat-1") == created
+
+    after = store.append("chat-1", user("Hello there"), make_message("assistant", "Hi!"), model="m2")
+    assert [m["content"] for m in after.messages] == ["Hello there", "Hi!"]
+    assert after.title == "Hello there"
+    assert after.model == "m2"
+    assert after.updated_at == after.messages[-1]["created_at"]
+    assert store.get("chat-1") == after
+
+    renamed = store.update("chat-1", title="Greetings", temperature=0.3)
+    assert renamed.title == "Greetings" and renamed.titled_by_user
+    assert renamed.extra == {"temperature": 0.3}
+    assert store.get("chat-1") == renamed
+    assert store.append("chat-1", user("another question")).title == "Greetings"
+
+
+def test_file_is_readable_utf8_json_with_every_schema_key(store):
+    new_conversation(store, "chat-1", "Grüße, 你好 👋")
+    raw = store.path_for("chat-1").read_bytes()
+    text = raw.decode("utf-8")
+    assert "Grüße, 你好 👋" in text  # not \u-escaped
+    assert '\n  "id": "chat-1"' in text  # indented for people
+    data = json.loads(text)
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data.keys() >= SCHEMA_KEYS
+    assert set(data["messages"][0]) == {"role", "content", "created_at"}
+
+
+def test_append_stamps_messages_and_copies_them(store):
+    new_conversation(store, "chat-1")
+    message = {"role": "user", "content": "no time given"}
+    saved = store.append("chat-1", message)
+    assert "created_at" in saved.messages[0]
+    assert message == {"role": "user", "content": "no time given"}
+
+
+def test_create_refuses_an_existing_id(store):
+    new_conversation(store, "chat-1", "first")
+    before = store.path_for("chat-1").read_bytes()
+    with pytest.raises(FileExistsError):
+        store.create(Conversation(id="chat-1"))
+    assert store.path_for("chat-1").read_bytes() == before
+
+
+def test_append_uses_what_is_on_disk_not_the_callers_copy(store):
+    new_conversation(store, "chat-1")
+    session_a = store.get("chat-1")
+    session_b = store.get("chat-1")
+    store.append(session_a.id, user("from a"))
+    fresh = store.append(session_b.id, user("from b"))
+    assert [m["content"] for m in fresh.messages] == ["from a", "from b"]
+
+
+def test_update_refuses_fixed_fields_and_wrong_types(store):
+    new_conversation(store, "chat-1", "hi")
+    before = store.path_for("chat-1").read_bytes()
+    for fields in ({"id": "other"}, {"messages": []}, {"schema_version": 2}, {"created_at": "x"}):
+        with pytest.raises(ValueError):
+            store.update("chat-1", **fields)
+    with pytest.raises(TypeError):
+        store.update("chat-1", title=5)
+    with pytest.raises(InvalidConversation):
+        store.append("chat-1", {"role": "robot", "content": "beep"})
+    assert store.path_for("chat-1").read_bytes() == before
+
+
+def test_reads_of_a_missing_folder_create_nothing(root, store):
+    assert store.list() == [] and store.unreadable() == [] and store.latest() is None
+    with pytest.raises(ConversationNotFound):
+        store.get("nope")
+    with pytest.raises(ConversationNotFound):
+        store.append("nope", user("x"))
+    assert not root.exists()
+
+
+# Atomic writes
+
+
+def test_writes_leave_no_temporary_files(root, store):
+    new_conversation(store, "chat-1", "a", "b")
+    store.update("chat-1", title="t")
+    store.list()
+    assert temp_files(root) == []
+    assert {p.name for p in root.iterdir()} == {"chat-1.json", ".locks", ".index.json"}
+
+
+def test_a_save_that_fails_midway_keeps_the_old_file(root, store):
+    new_conversation(store, "chat-1", "kept")
+    before = store.path_for("chat-1").read_bytes()
+    with pytest.raises(TypeError):
+        store.append("chat-1", {"role": "user", "content": "x", "attachment": object()})
+    assert store.path_for("chat-1").read_bytes() == before
+    assert temp_files(root) == []
+
+
+def test_a_crash_between_write_and_replace_keeps_the_old_file(root, store, monkeypatch):
+    new_conversation(store, "chat-1", "kept")
+    before = store.path_for("chat-1").read_bytes()
+
+    def killed(*args):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.append("chat-1", user("lost"))
+    monkeypatch.undo()
+    assert store.path_for("chat-1").read_bytes() == before
+    assert temp_files(root) == []
+    assert [m["content"] for m in store.get("chat-1").messages] == ["kept"]
+
+
+def test_a_conversation_may_not_outgrow_the_size_cap(store, monkeypatch):
+    new_conversation(store, "chat-1", "hi")
+    monkeypatch.setattr(json_store, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(InvalidConversation, match="start a new conversation"):
+        store.append("chat-1", user("x" * 2000))
+
+
+# Concurrency
+
+
+def test_threads_appending_lose_nothing_and_keep_each_writers_order(store):
+    writers, per_writer = 8, 20
+    new_conversation(store, "shared")
+    for w in range(writers):
+        new_conversation(store, f"own-{w}")
+    start = threading.Barrier(writers)
+    errors = []
+
+    def write(w: int) -> None:
+        try:
+            start.wait()
+            for k in range(per_writer):
+                store.append("shared", user(f"{w}:{k}"))
+                store.append(f"own-{w}", user(f"{w}:{k}"))
+        except Exception as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    shared = [m["content"] for m in store.get("shared").messages]
+    assert len(shared) == writers * per_writer
+    for w in range(writers):
+        expected = [f"{w}:{k}" for k in range(per_writer)]
+        assert [c for c in shared if c.startswith(f"{w}:")] == expected
+        assert [m["content"] for m in store.get(f"own-{w}").messages] == expected
+
+
+def _append_from_process(root: str, writer: int, count: int, start) -> None:
+    """Runs in a spawned process: one more session appending to the shared conversation."""
+    store = JsonHistoryStore(root)
+    start.wait()
+    for k in range(count):
+        store.append("shared", make_message("user", f"{writer}:{k}"))
+
+
+def test_processes_appending_lose_nothing(root, store):
+    processes, per_process = 4, 15
+    new_conversation(store, "shared")
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(processes)
+    workers = [
+        context.Process(target=_append_from_process, args=(str(root), p, per_process, start))
+        for p in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0] * processes
+    contents = [m["content"] for m in store.get("shared").messages]
+    assert len(contents) == processes * per_process
+    for p in range(processes):
+        assert [c for c in contents if c.startswith(f"{p}:")] == [f"{p}:{k}" for k in range(per_process)]
+
+
+# Unreadable files
+
+
+def write_unreadable_files(root: Path, outside: Path) -> dict[str, str]:
+    """One file per way of being unreadable; returns name -> a word its reason must contain."""
+    good = json.loads((root / "good.json").read_text(encoding="utf-8"))
+    (root / "truncated.json").write_text(json.dumps({**good, "id": "truncated"})[:40], encoding="utf-8")
+    (root / "shape.json").write_text('{"id": "shape", "messages": "nope"}', encoding="utf-8")
+    (root / "latin.json").write_bytes(
+        json.dumps({**good, "id": "latin", "title": "é"}, ensure_ascii=False).encode("latin-1")
+    )
+    (root / "empty.json").write_bytes(b"")
+    (root / "future.json").write_text(json.dumps({**good, "id": "future", "schema_version": 99}))
+    (root / "renamed.json").write_text(json.dumps(good), encoding="utf-8")
+    outside.write_text(json.dumps({**good, "id": "link"}), encoding="utf-8")
+    (root / "link.json").symlink_to(outside)
+    with open(root / "huge.json", "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    return {
+        "truncated.json": "not valid JSON",
+        "shape.json": "'messages' must be a list",
+        "latin.json": "not UTF-8",
+        "empty.json": "empty",
+        "future.json": "upgrade the app",
+        "renamed.json": "does not match the file name",
+        "link.json": "symbolic link",
+        "huge.json": "larger than 20 MB",
+    }
+
+
+def assert_every_access_refused(store: JsonHistoryStore, name: str) -> None:
+    conversation_id = name.removesuffix(".json")
+    with pytest.raises(InvalidConversation, match=f"'{name}'.*left untouched"):
+        store.get(conversation_id)
+    with pytest.raises(InvalidConversation):
+        store.append(conversation_id, user("overwrite?"))
+    with pytest.raises(InvalidConversation):
+        store.update(conversation_id, title="overwrite?")
+    with pytest.raises(InvalidConversation):
+        store.delete(conversation_id)
+    with pytest.raises(FileExistsError):
+        store.create(Conversation(id=conversation_id))
+
+
+def test_unreadable_files_are_reported_and_never_touched(root, store, tmp_path):
+    new_conversation(store, "good", "still here")
+    outside = tmp_path / "outside.json"
+    expected = write_unreadable_files(root, outside)
+    before, outside_before = snapshot(root), outside.read_bytes()
+
+    assert [s.id for s in store.list()] == ["good"]
+    problems = {p.name: p.reason for p in store.unreadable()}
+    assert problems.keys() == expected.keys()
+    for name, word in expected.items():
+        assert word in problems[name], (name, problems[name])
+
+    for name in expected:
+        assert_every_access_refused(store, name)
+
+    assert snapshot(root) == before
+    assert outside.read_bytes() == outside_before
+    assert temp_files(root) == []
+    assert [s.id for s in store.list()] == ["good"]
+    assert store.append("good", user("works")).messages[-1]["content"] == "works"
+
+
+def test_badly_named_files_are_reported(root, store):
+    new_conversation(store, "good")
+    (root / "CON.json").write_text("{}")
+    (root / "two words.json").write_text("{}")
+    (root / ".hidden.json").write_text("{}")
+    (root / "notes.txt").write_text("ignored")
+    assert [s.id for s in store.list()] == ["good"]
+    assert sorted(p.name for p in store.unreadable()) == ["CON.json", "two words.json"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["../x", "/etc/passwd", "a\x00b", "CON", "nul", "Com1", ".hidden", "a.json", "x\n", ""]
+)
+def test_invalid_ids_are_refused(store, root, bad):
+    assert not is_valid_id(bad)
+    assert not store.exists(bad)
+    for attempt in (
+        lambda: store.path_for(bad),
+        lambda: store.get(bad),
+        lambda: store.append(bad, user("x")),
+        lambda: store.update(bad, title="x"),
+        lambda: store.delete(bad),
+        lambda: store.restore(bad),
+        lambda: store.create(Conversation(id=bad)),
+    ):
+        with pytest.raises(ConversationNotFound):
+            attempt()
+    assert not root.exists()
+
+
+# Listing and its caches
+
+
+def test_list_is_newest_first_with_latest_and_count(store):
+    for conversation_id, updated in [("a", "2024-01-02"), ("b", "2024-03-01"), ("c", "2024-02-01")]:
+        store.create(Conversation(id=conversation_id, created_at=f"{updated}T00:00:00.000Z"))
+    # A hand-edited time zone still sorts by the actual moment.
+    store.update("c", updated_at="2024-03-01T01:30:00+02:00")
+    assert [s.id for s in store.list()] == ["b", "c", "a"]
+    assert store.latest().id == "b"
+    assert store.count() == 3
+    assert store.exists("a") and not store.exists("zzz")
+
+
+def test_listing_reparses_only_changed_files(root, store, monkeypatch):
+    for n in range(5):
+        new_conversation(store, f"c{n}", f"question {n}")
+    parsed = []
+    original = json_store.summarize_file
+
+    def counting(path, info):
+        parsed.append(path.name)
+        return original(path, info)
+
+    monkeypatch.setattr(json_store, "summarize_file", counting)
+    assert len(store.list()) == 5
+    assert parsed == [] and store.last_scan.parsed == 0  # this process wrote them: nothing to read
+
+    store.append("c1", user("more"))
+    assert store.list()[0].id == "c1" and parsed == []
+
+    path = root / "c3.json"  # another process edits a file
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["title"] = "Edited elsewhere"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    titles = {s.id: s.title for s in store.list()}
+    assert parsed == ["c3.json"] and store.last_scan.names == ["c3.json"]
+    assert titles["c3"] == "Edited elsewhere"
+
+    (root / "c0.json").unlink()
+    assert len(store.list()) == 4 and store.last_scan.removed == 1 and parsed == ["c3.json"]
+
+
+def test_index_file_survives_a_new_process(root, store, monkeypatch):
+    for n in range(5):
+        new_conversation(store, f"c{n}", f"question {n}")
+    listed = store.list()
+    assert store.last_scan.index_saved and (root / ".index.json").is_file()
+
+    summary_cache.forget_all()  # as a new process would start
+    monkeypatch.setattr(json_store, "summarize_file", pytest.fail)
+    restarted = JsonHistoryStore(root)
+    assert restarted.list() == listed
+    assert restarted.last_scan.index_loaded and restarted.last_scan.parsed == 0
+
+
+def test_a_stale_or_corrupt_index_is_rebuilt(root, store):
+    for n in range(3):
+        new_conversation(store, f"c{n}", f"question {n}")
+    listed = store.list()
+
+    summary_cache.forget_all()
+    data = json.loads((root / "c2.json").read_text(encoding="utf-8"))
+    (root / "c2.json").write_text(json.dumps({**data, "title": "Changed offline"}), encoding="utf-8")
+    stale = JsonHistoryStore(root)
+    assert {s.title for s in stale.list()} >= {"Changed offline"}
+    assert stale.last_scan.names == ["c2.json"]
+
+    for garbage in (b"{not json", b'{"version": 1, "entries": {"c0.json": [1, 2]}}', b"[]", b"\xff"):
+        summary_cache.forget_all()
+        (root / ".index.json").write_bytes(garbage)
+        rebuilt = JsonHistoryStore(root)
+        assert [s.id for s in rebuilt.list()] == [s.id for s in listed]
+        assert not rebuilt.last_scan.index_loaded and rebuilt.last_scan.parsed == 3
+        assert rebuilt.last_scan.index_saved
+        assert json.loads((root / ".index.json").read_bytes())["version"] == 1
+
+
+# The Flask MVP's history file
+
+
+FLASK_MESSAGES = [
+    {"role": "user", "content": "Wie spät ist es?"},
+    {"role": "assistant", "content": "Keine Ahnung."},
+]
+
+
+@pytest.fixture
+def legacy_file(root) -> Path:
+    root.mkdir()
+    path = root / "conversation_history.json"
+    path.write_text(json.dumps(FLASK_MESSAGES, ensure_ascii=False), encoding="utf-8")
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    return path
+
+
+def test_flask_history_is_listed_and_opened_read_only(store, legacy_file):
+    [summary] = store.list()
+    assert summary.id == LEGACY_ID and summary.read_only
+    assert summary.title == "Wie spät ist es?" and summary.model == "" and summary.message_count == 2
+    assert summary.created_at == summary.updated_at == "2023-11-14T22:13:20.000Z"
+    conversation = store.get(LEGACY_ID)
+    assert [(m["role"], m["content"]) for m in conversation.messages] == [
+        (m["role"], m["content"]) for m in FLASK_MESSAGES
+    ]
+    assert {m["created_at"] for m in conversation.messages} == {"2023-11-14T22:13:20.000Z"}
+
+
+def test_continuing_flask_history_writes_a_copy(store, legacy_file):
+    before = (legacy_file.read_bytes(), legacy_file.stat().st_mtime_ns)
+    copy = store.append(LEGACY_ID, user("Und jetzt?"))
+    assert copy.id == COPY_ID
+    assert copy.extra == {"imported_from": "conversation_history.json"}
+    assert [m["content"] for m in copy.messages] == ["Wie spät ist es?", "Keine Ahnung.", "Und jetzt?"]
+    assert copy.title == "Wie spät ist es?"
+
+    again = store.append(LEGACY_ID, make_message("assistant", "Immer noch keine."))  # a stale page
+    assert again.id == COPY_ID and len(again.messages) == 4
+    assert store.update(LEGACY_ID, title="Zeit").id == COPY_ID
+
+    assert [(s.id, s.read_only) for s in store.list()] == [(COPY_ID, False)]
+    assert len(store.get(LEGACY_ID).messages) == 2
+    assert (legacy_file.read_bytes(), legacy_file.stat().st_mtime_ns) == before
+
+
+def test_a_broken_flask_history_is_reported(store, legacy_file):
+    legacy_file.write_text('[{"role": "user"}]', encoding="utf-8")
+    assert store.list() == []
+    [problem] = store.unreadable()
+    assert problem.name == "conversation_history.json" and "content" in problem.reason
+
+
+# Trash
+
+
+def test_delete_moves_to_trash_and_restore_brings_it_back(root, store):
+    new_conversation(store, "chat-1", "keep me")
+    new_conversation(store, "chat-2", "other")
+    original = store.path_for("chat-1").read_bytes()
+
+    store.delete("chat-1")
+    assert [s.id for s in store.list()] == ["chat-2"]
+    assert not store.exists("chat-1")
+    with pytest.raises(ConversationNotFound):
+        store.get("chat-1")
+    assert (root / ".trash" / "chat-1.json").read_bytes() == original
+
+    store.restore("chat-1")
+    assert store.path_for("chat-1").read_bytes() == original
+    assert {s.id for s in store.list()} == {"chat-1", "chat-2"}
+    with pytest.raises(ConversationNotFound):
+        store.restore("chat-1")
+    with pytest.raises(ConversationNotFound):
+        store.delete("never-existed")
+
+
+def test_restore_refuses_to_overwrite_a_reused_id(store):
+    new_conversation(store, "chat-1", "old")
+    store.delete("chat-1")
+    new_conversation(store, "chat-1", "new")
+    with pytest.raises(FileExistsError):
+        store.restore("chat-1")
+    assert store.get("chat-1").messages[0]["content"] == "new"
+
+
+def test_default_title_until_a_user_speaks(store):
+    assert store.create(Conversation(id="quiet")).title == DEFAULT_TITLE
+    assert store.append("quiet", make_message("system", "be brief")).title == DEFAULT_TITLE
