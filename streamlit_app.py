@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chatbot.chat import ChatService, awaiting_reply, status_note
+from chatbot.access import resolve_access
+from chatbot.chat import ChatService, awaiting_reply, status_note, visible_messages
 from chatbot.errors import ChatError
 from chatbot.providers.factory import create_provider, resolve_model
 from chatbot.providers.unavailable import UnavailableProvider
@@ -14,6 +15,7 @@ from history.listing import conversations_table
 
 st.set_page_config(page_title="Chatbot", page_icon="💬")
 state = st.session_state
+MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
 
 
 def read_secrets() -> dict:
@@ -43,13 +45,29 @@ def backend(settings: Settings):
         return UnavailableProvider(error), settings.model or "none"
 
 
+secrets = read_secrets()
 try:
-    settings = load_settings(secrets=read_secrets())
+    settings = load_settings(secrets=secrets)
 except SettingsError as error:
     st.error(str(error))
     st.stop()
 
-store = get_store(str(settings.history_dir))
+access = resolve_access(
+    settings.history_dir,
+    st.user.to_dict(),
+    login_configured="auth" in secrets,
+    require_login=settings.require_login,
+)
+if access.folder is None:
+    st.title("💬 Chatbot")
+    if access.problem:
+        st.error(access.problem)
+    else:
+        st.info("Sign in to see and continue your conversations.")
+        st.button("Sign in", on_click=st.login, type="primary")
+    st.stop()
+
+store = get_store(str(access.folder))
 provider, model = backend(settings)
 service = ChatService(
     store,
@@ -59,18 +77,22 @@ service = ChatService(
     max_message_chars=settings.max_message_chars,
 )
 
-if "conversation" not in state:
-    state.conversation = service.restore_latest()
+def start_fresh() -> None:
+    open_conversation(service.new_conversation())
+
+
+def open_conversation(conversation) -> None:
+    state.conversation = conversation
     state.view = "chat"
     state.error = None
+    state.window = MESSAGE_WINDOW
+
+
+if state.get("folder") != access.folder:  # a new visit, or another user signed in
+    state.folder = access.folder
     state.dialog_open = False
     state.table_key = 0
-
-
-def start_fresh() -> None:
-    state.conversation = service.new_conversation()
-    state.view = "chat"
-    state.error = None
+    open_conversation(service.restore_latest())
 
 
 def show_history() -> None:
@@ -107,6 +129,11 @@ with st.sidebar:
         start_fresh()
     st.divider()
     st.caption(f"Answering: **{provider.backend}** · `{model}`")
+    if access.signed_in:
+        st.caption(f"Signed in as {st.user.get('name') or st.user.get('email') or 'you'}")
+        st.button("Sign out", on_click=st.logout)
+    elif access.login_available:
+        st.button("Sign in to keep your history private", on_click=st.login)
     for problem in store.unreadable():
         st.warning(problem.message)
 
@@ -137,9 +164,7 @@ def render_history() -> None:
         )
         st.caption("Pick a row to open that conversation.")
         if event.selection.rows:
-            state.conversation = service.open(table.iloc[event.selection.rows[0]]["id"])
-            state.view = "chat"
-            state.error = None
+            open_conversation(service.open(table.iloc[event.selection.rows[0]]["id"]))
             st.rerun()
     if st.button("Back to chat", icon="↩️"):
         state.view = "chat"
@@ -167,22 +192,28 @@ def stream_reply() -> None:
 def render_chat() -> None:
     conversation = state.conversation
     st.subheader(conversation.title)
-    for message in conversation.messages:
-        if message["role"] != "system":
-            render_message(message)
+    hidden, shown = visible_messages(conversation.messages, state.window)
+    if hidden and st.button(f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon="⬆️"):
+        state.window += MESSAGE_WINDOW
+        st.rerun()
+    for message in shown:
+        render_message(message)
     retry = False
     if state.error:
         st.error(state.error, icon="⚠️")
     if awaiting_reply(conversation):
         retry = st.button("Retry", icon="🔁")
-    prompt = st.chat_input("Message the assistant", max_chars=settings.max_message_chars)
+    if "returned_prompt" in state:  # put a refused message back in the box
+        state.prompt = state.pop("returned_prompt")
+    prompt = st.chat_input("Message the assistant", key="prompt")
     if prompt:
-        render_message({"role": "user", "content": prompt})
         try:
             state.conversation = service.add_user_message(conversation, prompt)
         except ChatError as error:
             state.error = error.message
+            state.returned_prompt = prompt
             st.rerun()
+        render_message(state.conversation.messages[-1])
     if prompt or retry:
         state.error = None
         stream_reply()

@@ -25,6 +25,13 @@ def status_note(message: dict) -> str | None:
     return STATUS_NOTES.get(message.get("status") or message.get("finish_reason"))
 
 
+def visible_messages(messages: list[dict], limit: int) -> tuple[int, list[dict]]:
+    """The newest `limit` chat messages and how many earlier ones are hidden: long chats rerun fast."""
+    shown = [m for m in messages if m["role"] != "system"]
+    hidden = max(len(shown) - limit, 0)
+    return hidden, shown[hidden:]
+
+
 def awaiting_reply(conversation: Conversation) -> bool:
     """True when the last saved message is the user's: a reply failed or never came."""
     return bool(conversation.messages) and conversation.messages[-1]["role"] == "user"

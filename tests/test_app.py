@@ -182,3 +182,31 @@ def test_a_flask_history_file_is_listed_opened_and_never_modified(new_visit, his
 def test_the_sidebar_says_who_answers(new_visit, openai_server):
     at = new_visit()
     assert "openai" in at.sidebar.caption[-1].value and "test-model" in at.sidebar.caption[-1].value
+
+
+def test_a_long_conversation_shows_the_newest_messages_and_earlier_ones_on_request(new_visit, history_dir):
+    from history.json_store import JsonHistoryStore
+    from history.models import Conversation, make_message
+
+    conversation = Conversation(model="test-model")
+    for n in range(120):
+        conversation.add(make_message("user" if n % 2 == 0 else "assistant", f"message {n}"))
+    JsonHistoryStore(history_dir).create(conversation)
+    at = new_visit()
+    assert len(at.chat_message) == 50 and chat(at)[-1] == ("assistant", "message 119")
+    earlier = next(b for b in at.button if b.label.startswith("Show 50 earlier messages (70 hidden)"))
+    earlier.click().run()
+    assert len(at.chat_message) == 100 and chat(at)[0] == ("user", "message 20")
+
+
+def test_a_message_over_the_limit_is_refused_and_stays_in_the_box(openai_server, history_dir):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["OPENAI_BASE_URL"] = openai_server.base_url
+    at.secrets["CHATBOT_MAX_MESSAGE_CHARS"] = 20
+    too_long = "x" * 21
+    send(at.run(), too_long)
+    assert "21 characters; the limit is 20 (CHATBOT_MAX_MESSAGE_CHARS)" in at.error[0].value
+    assert at.chat_input[0].value == too_long
+    assert chat(at) == [] and openai_server.chat_requests == [] and saved(history_dir) == []
+    send(at, "short enough")
+    assert chat(at) == [("user", "short enough"), ("assistant", "Echo: short enough")]
