@@ -77,6 +77,7 @@ service = ChatService(
     max_message_chars=settings.max_message_chars,
 )
 
+
 def start_fresh() -> None:
     open_conversation(service.new_conversation())
 
@@ -193,7 +194,9 @@ def render_chat() -> None:
     conversation = state.conversation
     st.subheader(conversation.title)
     hidden, shown = visible_messages(conversation.messages, state.window)
-    if hidden and st.button(f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon="⬆️"):
+    if hidden and st.button(
+        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon="⬆️"
+    ):
         state.window += MESSAGE_WINDOW
         st.rerun()
     for message in shown:

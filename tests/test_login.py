@@ -23,7 +23,12 @@ def visit(server, user: dict, require_login: bool = False, auth: bool = True) ->
 
 
 def alice():
-    return {"is_logged_in": True, "sub": "alice-123", "iss": "https://id.example", "email": "alice@example.com"}
+    return {
+        "is_logged_in": True,
+        "sub": "alice-123",
+        "iss": "https://id.example",
+        "email": "alice@example.com",
+    }
 
 
 def bob():
