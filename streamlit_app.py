@@ -7,6 +7,7 @@ import streamlit as st
 from chatbot.access import resolve_access
 from chatbot.chat import ChatService, awaiting_reply, status_note, visible_messages
 from chatbot.errors import ChatError
+from chatbot.providers.base import WAIT_MESSAGE
 from chatbot.providers.factory import create_provider, resolve_model
 from chatbot.providers.unavailable import UnavailableProvider
 from chatbot.settings import Settings, SettingsError, load_settings
@@ -59,7 +60,7 @@ access = resolve_access(
     require_login=settings.require_login,
 )
 if access.folder is None:
-    st.title("💬 Chatbot")
+    st.title(":material/forum: Chatbot")
     if access.problem:
         st.error(access.problem)
     else:
@@ -73,7 +74,7 @@ service = ChatService(
     store,
     provider,
     model,
-    system_prompt=settings.system_prompt,
+    system_prompt=settings.system_prompt_for(provider.backend),
     max_message_chars=settings.max_message_chars,
 )
 
@@ -120,13 +121,13 @@ def new_session_dialog() -> None:
 
 
 with st.sidebar:
-    st.header("💬 Chatbot")
+    st.header(":material/forum: Chatbot")
     st.caption(f"**{state.conversation.title}**")
-    if st.button("New Session", icon="➕", width="stretch"):
+    if st.button("New Session", icon=":material/add_comment:", width="stretch"):
         state.dialog_open = True
-    if st.button("Load History", icon="🗂️", width="stretch"):
+    if st.button("Load History", icon=":material/history:", width="stretch"):
         show_history()
-    if st.button("Start Fresh", icon="✨", width="stretch"):
+    if st.button("Start Fresh", icon=":material/edit_square:", width="stretch"):
         start_fresh()
     st.divider()
     st.caption(f"Answering: **{provider.backend}** · `{model}`")
@@ -167,7 +168,7 @@ def render_history() -> None:
         if event.selection.rows:
             open_conversation(service.open(table.iloc[event.selection.rows[0]]["id"]))
             st.rerun()
-    if st.button("Back to chat", icon="↩️"):
+    if st.button("Back to chat", icon=":material/arrow_back:"):
         state.view = "chat"
         st.rerun()
 
@@ -182,11 +183,16 @@ def render_message(message: dict) -> None:
 
 def stream_reply() -> None:
     """Stream the reply into the chat, then save what arrived, even if it was cut short."""
-    with st.chat_message("assistant"):
-        reply = service.request_reply(state.conversation)
-        st.write_stream(reply)
-    state.conversation = service.save_reply(state.conversation, reply)
-    state.error = reply.error.message if reply.error else None
+    if service.must_wait:
+        st.info(WAIT_MESSAGE, icon=":material/hourglass_top:")
+    reply = service.request_reply(state.conversation)
+    try:
+        with st.chat_message("assistant"):
+            st.write_stream(reply)
+    finally:  # also when the user presses Stop: the script ends here, the partial reply is kept
+        reply.stop()
+        state.conversation = service.save_reply(state.conversation, reply)
+        state.error = reply.error.message if reply.error else None
     st.rerun()
 
 
@@ -195,7 +201,7 @@ def render_chat() -> None:
     st.subheader(conversation.title)
     hidden, shown = visible_messages(conversation.messages, state.window)
     if hidden and st.button(
-        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon="⬆️"
+        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon=":material/expand_less:"
     ):
         state.window += MESSAGE_WINDOW
         st.rerun()
@@ -203,12 +209,12 @@ def render_chat() -> None:
         render_message(message)
     retry = False
     if state.error:
-        st.error(state.error, icon="⚠️")
+        st.error(state.error, icon=":material/error:")
     if awaiting_reply(conversation):
-        retry = st.button("Retry", icon="🔁")
+        retry = st.button("Retry", icon=":material/refresh:")
     if "returned_prompt" in state:  # put a refused message back in the box
         state.prompt = state.pop("returned_prompt")
-    prompt = st.chat_input("Message the assistant", key="prompt")
+    prompt = st.chat_input("Message the assistant", key="prompt", submit_mode="stop")
     if prompt:
         try:
             state.conversation = service.add_user_message(conversation, prompt)

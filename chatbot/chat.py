@@ -12,9 +12,9 @@ from history.store import ConversationNotFound, HistoryStore
 
 # What the chat shows under a reply that did not finish, by its saved status.
 STATUS_NOTES = {
-    FINISH_INTERRUPTED: "⚠️ Reply interrupted: the connection to the model ended before it finished.",
-    FINISH_STOPPED: "⏹️ Reply stopped.",
-    "length": "✂️ Reply cut off at the length limit.",
+    FINISH_INTERRUPTED: ":material/warning: Reply interrupted: the connection to the model ended before it finished.",
+    FINISH_STOPPED: ":material/stop_circle: Reply stopped.",
+    "length": ":material/content_cut: Reply cut off at the length limit.",
 }
 
 
@@ -72,11 +72,12 @@ class ChatService:
 
     def request_reply(self, conversation: Conversation) -> Reply:
         """Start the model's reply to the saved conversation; nothing is sent until iterated."""
+        reply_room = self.reply_tokens or getattr(self.provider, "reply_tokens", 0)
         messages = build_messages(
             conversation.messages,
             self._system_prompt(conversation),
             context_tokens=self.provider.context_tokens,
-            reply_tokens=self.reply_tokens or 0,
+            reply_tokens=reply_room,
             count_tokens=self.provider.count_tokens,
         )
         request = ChatRequest(
@@ -85,6 +86,11 @@ class ChatService:
             max_tokens=self.reply_tokens,
         )
         return self.provider.execute(request)
+
+    @property
+    def must_wait(self) -> bool:
+        """True when a reply would first wait for another session's (the local model takes turns)."""
+        return bool(getattr(self.provider, "busy", False))
 
     def save_reply(self, conversation: Conversation, reply: Reply) -> Conversation:
         """Save whatever text arrived, marked with how the reply ended."""

@@ -30,7 +30,7 @@ class Settings:
     timeout: float = 60.0
     max_retries: int = 2
     max_message_chars: int = 20_000
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    system_prompt: str | None = None
     local_model_path: str | None = None
     require_login: bool = False
 
@@ -40,6 +40,12 @@ class Settings:
         if self.backend == "auto":
             return bool(self.openai_api_key or self.openai_base_url)
         return self.backend == "openai"
+
+    def system_prompt_for(self, backend: str) -> str | None:
+        """CHATBOT_SYSTEM_PROMPT if set; else none for the local model, whose template has its own."""
+        if self.system_prompt is not None:
+            return self.system_prompt
+        return None if backend == "local" else DEFAULT_SYSTEM_PROMPT
 
     @property
     def api_key_or_placeholder(self) -> str | None:

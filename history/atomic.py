@@ -49,12 +49,17 @@ def read_regular_file(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result
             raise Unreadable("the file is a symbolic link, and links are never followed") from None
         raise Unreadable(f"the file could not be opened ({error.strerror})") from None
     too_large = f"the file is larger than {max_bytes // 2**20} MB"
-    with os.fdopen(fd, "rb") as handle:
+    try:  # check before os.fdopen, which raises IsADirectoryError for a folder named like a file
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise Unreadable("it is not a regular file")
         if info.st_size > max_bytes:
             raise Unreadable(too_large)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew after fstat
         raise Unreadable(too_large)

@@ -119,6 +119,11 @@ class SummaryCache:
         with self.lock:
             return name in self._entries
 
+    def readable_keys(self) -> dict[str, StatKey]:
+        """Stat keys of the readable files as last seen, so other caches (search) skip a second scan."""
+        with self.lock:
+            return {name: e.key for name, e in self._entries.items() if e.summary is not None}
+
     def record(self, name: str, info: os.stat_result, summary: ConversationSummary) -> None:
         """Remember a file this process just wrote, so the next listing need not parse it."""
         with self.lock:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from history import atomic, json_store, summary_cache
-from history.json_store import MAX_FILE_BYTES, JsonHistoryStore
+from history.json_store import JsonHistoryStore
 from history.legacy import COPY_ID, LEGACY_ID
 from history.models import (
     DEFAULT_TITLE,
     SCHEMA_VERSION,
     Conversation,
     InvalidConversation,
-    is_valid_id,
     make_message,
 )
 from history.store import ConversationNotFound
@@ -51,19 +48,6 @@ def user(text: str) -> dict:
 def new_conversation(store: JsonHistoryStore, conversation_id: str, *texts: str) -> Conversation:
     conversation = store.create(Conversation(id=conversation_id, model="m1"))
     return store.append(conversation_id, *(user(t) for t in texts)) if texts else conversation
-
-
-def snapshot(folder: Path) -> dict[str, tuple]:
-    """Bytes and mtime of every visible entry, symlinks as their target text."""
-    state = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.is_symlink():
-            state[path.name] = ("link", os.readlink(path), path.lstat().st_mtime_ns)
-        else:
-            state[path.name] = (path.read_bytes(), path.stat().st_mtime_ns)
-    return state
 
 
 def temp_files(folder: Path) -> list[str]:
@@ -150,7 +134,7 @@ def test_reads_of_a_missing_folder_create_nothing(root, store):
     assert not root.exists()
 
 
-# Atomic writes
+# Atomic writes (killed writers: tests/test_store_crash.py; concurrent ones: tests/test_store_concurrency.py)
 
 
 def test_writes_leave_no_temporary_files(root, store):
@@ -193,132 +177,7 @@ def test_a_conversation_may_not_outgrow_the_size_cap(store, monkeypatch):
         store.append("chat-1", user("x" * 2000))
 
 
-# Concurrency
-
-
-def test_threads_appending_lose_nothing_and_keep_each_writers_order(store):
-    writers, per_writer = 8, 20
-    new_conversation(store, "shared")
-    for w in range(writers):
-        new_conversation(store, f"own-{w}")
-    start = threading.Barrier(writers)
-    errors = []
-
-    def write(w: int) -> None:
-        try:
-            start.wait()
-            for k in range(per_writer):
-                store.append("shared", user(f"{w}:{k}"))
-                store.append(f"own-{w}", user(f"{w}:{k}"))
-        except Exception as error:  # noqa: BLE001 - reported by the main thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    shared = [m["content"] for m in store.get("shared").messages]
-    assert len(shared) == writers * per_writer
-    for w in range(writers):
-        expected = [f"{w}:{k}" for k in range(per_writer)]
-        assert [c for c in shared if c.startswith(f"{w}:")] == expected
-        assert [m["content"] for m in store.get(f"own-{w}").messages] == expected
-
-
-def _append_from_process(root: str, writer: int, count: int, start) -> None:
-    """Runs in a spawned process: one more session appending to the shared conversation."""
-    store = JsonHistoryStore(root)
-    start.wait()
-    for k in range(count):
-        store.append("shared", make_message("user", f"{writer}:{k}"))
-
-
-def test_processes_appending_lose_nothing(root, store):
-    processes, per_process = 4, 15
-    new_conversation(store, "shared")
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(processes)
-    workers = [
-        context.Process(target=_append_from_process, args=(str(root), p, per_process, start))
-        for p in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    assert [w.exitcode for w in workers] == [0] * processes
-    contents = [m["content"] for m in store.get("shared").messages]
-    assert len(contents) == processes * per_process
-    for p in range(processes):
-        assert [c for c in contents if c.startswith(f"{p}:")] == [f"{p}:{k}" for k in range(per_process)]
-
-
-# Unreadable files
-
-
-def write_unreadable_files(root: Path, outside: Path) -> dict[str, str]:
-    """One file per way of being unreadable; returns name -> a word its reason must contain."""
-    good = json.loads((root / "good.json").read_text(encoding="utf-8"))
-    (root / "truncated.json").write_text(json.dumps({**good, "id": "truncated"})[:40], encoding="utf-8")
-    (root / "shape.json").write_text('{"id": "shape", "messages": "nope"}', encoding="utf-8")
-    (root / "latin.json").write_bytes(
-        json.dumps({**good, "id": "latin", "title": "é"}, ensure_ascii=False).encode("latin-1")
-    )
-    (root / "empty.json").write_bytes(b"")
-    (root / "future.json").write_text(json.dumps({**good, "id": "future", "schema_version": 99}))
-    (root / "renamed.json").write_text(json.dumps(good), encoding="utf-8")
-    outside.write_text(json.dumps({**good, "id": "link"}), encoding="utf-8")
-    (root / "link.json").symlink_to(outside)
-    with open(root / "huge.json", "wb") as handle:
-        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
-    return {
-        "truncated.json": "not valid JSON",
-        "shape.json": "'messages' must be a list",
-        "latin.json": "not UTF-8",
-        "empty.json": "empty",
-        "future.json": "upgrade the app",
-        "renamed.json": "does not match the file name",
-        "link.json": "symbolic link",
-        "huge.json": "larger than 20 MB",
-    }
-
-
-def assert_every_access_refused(store: JsonHistoryStore, name: str) -> None:
-    conversation_id = name.removesuffix(".json")
-    with pytest.raises(InvalidConversation, match=f"'{name}'.*left untouched"):
-        store.get(conversation_id)
-    with pytest.raises(InvalidConversation):
-        store.append(conversation_id, user("overwrite?"))
-    with pytest.raises(InvalidConversation):
-        store.update(conversation_id, title="overwrite?")
-    with pytest.raises(InvalidConversation):
-        store.delete(conversation_id)
-    with pytest.raises(FileExistsError):
-        store.create(Conversation(id=conversation_id))
-
-
-def test_unreadable_files_are_reported_and_never_touched(root, store, tmp_path):
-    new_conversation(store, "good", "still here")
-    outside = tmp_path / "outside.json"
-    expected = write_unreadable_files(root, outside)
-    before, outside_before = snapshot(root), outside.read_bytes()
-
-    assert [s.id for s in store.list()] == ["good"]
-    problems = {p.name: p.reason for p in store.unreadable()}
-    assert problems.keys() == expected.keys()
-    for name, word in expected.items():
-        assert word in problems[name], (name, problems[name])
-
-    for name in expected:
-        assert_every_access_refused(store, name)
-
-    assert snapshot(root) == before
-    assert outside.read_bytes() == outside_before
-    assert temp_files(root) == []
-    assert [s.id for s in store.list()] == ["good"]
-    assert store.append("good", user("works")).messages[-1]["content"] == "works"
+# Unreadable files (every kind of damage: tests/test_store_damage.py)
 
 
 def test_badly_named_files_are_reported(root, store):
@@ -329,26 +188,6 @@ def test_badly_named_files_are_reported(root, store):
     (root / "notes.txt").write_text("ignored")
     assert [s.id for s in store.list()] == ["good"]
     assert sorted(p.name for p in store.unreadable()) == ["CON.json", "two words.json"]
-
-
-@pytest.mark.parametrize(
-    "bad", ["../x", "/etc/passwd", "a\x00b", "CON", "nul", "Com1", ".hidden", "a.json", "x\n", ""]
-)
-def test_invalid_ids_are_refused(store, root, bad):
-    assert not is_valid_id(bad)
-    assert not store.exists(bad)
-    for attempt in (
-        lambda: store.path_for(bad),
-        lambda: store.get(bad),
-        lambda: store.append(bad, user("x")),
-        lambda: store.update(bad, title="x"),
-        lambda: store.delete(bad),
-        lambda: store.restore(bad),
-        lambda: store.create(Conversation(id=bad)),
-    ):
-        with pytest.raises(ConversationNotFound):
-            attempt()
-    assert not root.exists()
 
 
 # Listing and its caches

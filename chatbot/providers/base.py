@@ -15,6 +15,7 @@ FINISH_LENGTH = "length"
 FINISH_INTERRUPTED = "interrupted"  # the stream dropped or ended without a finish reason
 FINISH_STOPPED = "stopped"  # the user stopped it
 FINISH_ERROR = "error"  # the request failed before any text arrived
+WAIT_MESSAGE = "Waiting for another conversation's reply to finish…"
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class Reply:
                 self.stop()
 
     def stop(self) -> None:
-        """Stop reading the model: closing the generator closes the connection behind it."""
-        self._stream.close()
+        """Stop reading the model, if it is still being read: closing the generator closes the connection."""
         if self.finish_reason is None:
+            self._stream.close()
             self.finish_reason = FINISH_STOPPED
 
     @property

@@ -1,0 +1,169 @@
+"""Exports a person can keep or move: one conversation as JSON or Markdown, or every one as a zip.
+
+Plain functions without Streamlit; the app passes their bytes to a download button. Nothing here
+reads settings, so an API key cannot reach an export.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import zipfile
+from datetime import UTC, datetime
+
+from history.json_store import encode
+from history.models import Conversation, InvalidConversation
+from history.store import ConversationNotFound, HistoryStore
+
+README_NAME = "README.txt"
+_SLUG_LENGTH = 50
+_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|authorization", re.IGNORECASE)
+_ROLE_NAMES = {"user": "User", "assistant": "Assistant", "system": "System prompt"}
+_PARTIAL_NOTES = {
+    "interrupted": "⚠️ Reply interrupted: the connection to the model ended before it finished.",
+    "stopped": "⏹️ Reply stopped by the user before it finished.",
+    "length": "✂️ Reply cut off at the length limit.",
+}
+
+
+def _without_secrets(conversation: Conversation) -> Conversation:
+    """A copy whose top-level extras hold nothing named like a credential (defence in depth)."""
+    extra = {k: v for k, v in conversation.extra.items() if not _SECRET_KEY.search(k)}
+    if extra == conversation.extra:
+        return conversation
+    return Conversation(
+        id=conversation.id,
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        model=conversation.model,
+        messages=conversation.messages,
+        extra=extra,
+        titled_by_user=conversation.titled_by_user,
+    )
+
+
+def conversation_json(conversation: Conversation) -> bytes:
+    """The history file itself (same bytes the store writes), so it imports back unchanged."""
+    return encode(_without_secrets(conversation))
+
+
+def _when(stamp: str) -> str:
+    """A schema time as 'YYYY-MM-DD HH:MM UTC'; anything unparsable is shown as written."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _metadata_line(conversation: Conversation) -> str:
+    parts = [f"Created {_when(conversation.created_at)}", f"updated {_when(conversation.updated_at)}"]
+    if conversation.model:
+        parts.append(f"model `{conversation.model}`")
+    count = len(conversation.messages)
+    parts.append(f"{count} message{'s' if count != 1 else ''}")
+    return "*" + " · ".join(parts) + "*"
+
+
+def _quoted(text: str) -> str:
+    """Every line prefixed with '> ', blank ones too, so the quote is not broken up."""
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
+
+
+def _partial_note(message: dict) -> str | None:
+    """The marker for a reply that did not end normally, as the chat shows it."""
+    if message.get("role") != "assistant":
+        return None
+    return _PARTIAL_NOTES.get(message.get("status") or message.get("finish_reason"))
+
+
+def _message_markdown(message: dict) -> str:
+    role = message.get("role", "")
+    heading = f"**{_ROLE_NAMES.get(role, str(role).title())}**"
+    details = [_when(message["created_at"])] if message.get("created_at") else []
+    if role == "assistant" and message.get("model"):
+        details.append(f"`{message['model']}`")
+    if details:
+        heading += " · " + " · ".join(details)
+    content = str(message.get("content", ""))
+    if role == "system":
+        return f"{heading}\n\n{_quoted(content)}"
+    body = f"{heading}\n\n{content.strip()}"
+    note = _partial_note(message)
+    return f"{body}\n\n*{note}*" if note else body
+
+
+def conversation_markdown(conversation: Conversation) -> str:
+    """A transcript to read or paste anywhere: title, times, then each message under its role."""
+    header = f"# {_one_line(conversation.title) or 'Conversation'}\n\n{_metadata_line(conversation)}"
+    body = "\n\n---\n\n".join(_message_markdown(m) for m in conversation.messages)
+    return f"{header}\n\n---\n\n{body}\n" if body else f"{header}\n"
+
+
+def _slug(title: str) -> str:
+    """Lowercase ASCII words joined by '-': safe on every file system and in a URL."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    if len(slug) > _SLUG_LENGTH:
+        slug = slug[:_SLUG_LENGTH].rsplit("-", 1)[0] or slug[:_SLUG_LENGTH]
+    return slug or "conversation"
+
+
+def _date(stamp: str) -> str:
+    try:
+        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d")
+    except (TypeError, ValueError):
+        return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def export_filename(conversation: Conversation, ext: str) -> str:
+    """'<title-slug>-<YYYY-MM-DD>.<ext>', dated by the last message so versions sort."""
+    stamp = conversation.updated_at or conversation.created_at
+    return f"{_slug(conversation.title)}-{_date(stamp)}.{ext.lstrip('.')}"
+
+
+def all_conversations_filename() -> str:
+    """The zip's name, dated today, so repeated exports do not overwrite each other."""
+    return f"chat-history-{datetime.now(UTC).strftime('%Y-%m-%d')}.zip"
+
+
+def _readme(exported: int, skipped: list[tuple[str, str]]) -> str:
+    lines = [
+        f"Chat history export, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+        f"{exported} conversation{'s' if exported != 1 else ''}, one <id>.json file each, in the",
+        "app's history format (schema version 1). Import this zip in the app to restore them, or",
+        "copy the files into the history folder.",
+    ]
+    if skipped:
+        lines += ["", "These files could not be read and are not included:"]
+        lines += [f"- {name}: {reason}" for name, reason in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def all_conversations_zip(store: HistoryStore) -> bytes:
+    """Every readable conversation as <id>.json plus a README naming any file left out."""
+    skipped = [(problem.name, problem.reason) for problem in store.unreadable()]
+    buffer = io.BytesIO()
+    exported = 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for summary in store.list():
+            try:
+                conversation = store.get(summary.id)
+            except ConversationNotFound:
+                continue  # deleted since the listing
+            except InvalidConversation as error:
+                skipped.append((f"{summary.id}.json", str(error)))
+                continue
+            archive.writestr(f"{conversation.id}.json", conversation_json(conversation))
+            exported += 1
+        archive.writestr(README_NAME, _readme(exported, skipped))
+    return buffer.getvalue()

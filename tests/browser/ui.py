@@ -1,0 +1,124 @@
+"""Small helpers that find things in Streamlit's DOM the way a user would, so tests read like steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import Locator, Page, expect
+
+# Counts, from now on, the script runs the page sees finish (stApp's data-test-script-state leaves "running").
+_COUNT_RUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__finishedRuns = 0;
+    window.__runObserver?.disconnect();
+    window.__runObserver = new MutationObserver(records => {
+        for (const record of records) if (record.oldValue === "running") window.__finishedRuns += 1;
+    });
+    window.__runObserver.observe(app, {attributes: true, attributeOldValue: true,
+                                       attributeFilter: ["data-test-script-state"]});
+}"""
+_A_RUN_FINISHED = """() => window.__finishedRuns > 0 && document.querySelector('[data-testid="stApp"]')
+    .getAttribute("data-test-script-state") === "notRunning" """
+
+
+def chat_input(page: Page) -> Locator:
+    return page.locator('[data-testid="stChatInput"] textarea')
+
+
+def messages(page: Page) -> Locator:
+    """Every chat bubble, user and assistant, in order."""
+    return page.locator('[data-testid="stChatMessage"]')
+
+
+def bubble(page: Page, index: int) -> Locator:
+    """The text part of one chat bubble (no avatar, no caption)."""
+    return messages(page).nth(index).locator('[data-testid="stMarkdownContainer"]').first
+
+
+def sidebar_button(page: Page, name: str) -> Locator:
+    """A sidebar button; "Load History" and "Start Fresh" also exist in the New Session dialog."""
+    return page.get_by_test_id("stSidebar").get_by_role("button", name=name)
+
+
+def dialog(page: Page) -> Locator:
+    return page.locator('[role="dialog"]')
+
+
+def history_table(page: Page) -> Locator:
+    return page.locator('[data-testid="stDataFrame"]')
+
+
+def send(page: Page, text: str) -> None:
+    """Type a message and press Enter, as a user does."""
+    box = chat_input(page)
+    expect(box).to_be_editable()
+    box.fill(text)
+    box.press("Enter")
+
+
+def expect_chat(page: Page, *texts: str) -> None:
+    """The chat shows exactly these bubbles, in order, once every rerun has settled."""
+    expect(messages(page)).to_have_count(len(texts))
+    for index, text in enumerate(texts):
+        expect(bubble(page, index)).to_have_text(text)
+
+
+def expect_title(page: Page, title: str) -> None:
+    """The conversation's heading shows `title`.
+
+    After a first message it changes only in the rerun that follows the saved reply, so this also
+    says the turn is over and saved: clicking or reloading earlier would cut the turn short.
+    """
+    expect(page.get_by_role("main").get_by_role("heading", level=3)).to_have_text(title)
+
+
+def expect_idle(page: Page) -> None:
+    """Wait until no script run is going on, so what is on screen is what the run left there."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
+
+def then_pause(page: Page, action: Callable[[], None]) -> None:
+    """Do `action`, then wait for the script run it starts to finish, as a person pausing would.
+
+    A dismissed dialog needs this: if the next click interrupts the dismissal's run, Streamlit 1.67
+    keeps the closed dialog in the page and can show it again.
+    """
+    expect_idle(page)  # so the run that counts is the one `action` starts
+    page.evaluate(_COUNT_RUNS)
+    action()
+    page.wait_for_function(_A_RUN_FINISHED)
+
+
+def chat_about(page: Page, text: str) -> None:
+    """Start a conversation with one turn answered by the echo server, and wait until it is saved."""
+    send(page, text)
+    expect_title(page, text)
+    expect_chat(page, text, f"Echo: {text}")
+
+
+def history_titles(page: Page) -> list[str]:
+    """The titles in the Load History table, read from the grid's accessible table (the grid is a canvas)."""
+    table = history_table(page).locator('table[role="grid"]')
+    expect(table).to_be_attached()
+    return table.locator('tbody [role="gridcell"][aria-colindex="1"]').all_inner_texts()
+
+
+def expect_history_rows(page: Page, count: int) -> None:
+    """The Load History table has `count` rows; aria-rowcount counts the header too."""
+    table = history_table(page).locator('table[role="grid"]')
+    expect(table).to_have_attribute("aria-rowcount", str(count + 1))
+
+
+def pick_row(page: Page, index: int) -> None:
+    """Tick a row's selection checkbox: the grid is a canvas, so click where the checkbox is drawn.
+
+    Rows and the header share one height, so it is the canvas height over the aria row count; the
+    checkbox column is the first, about 32 px wide.
+    """
+    canvas = history_table(page).get_by_test_id("data-grid-canvas")
+    canvas.scroll_into_view_if_needed()
+    rows = int(history_table(page).locator('table[role="grid"]').get_attribute("aria-rowcount") or 0)
+    box = canvas.bounding_box()
+    assert box is not None and index < rows - 1, f"no row {index} in a grid of {rows - 1} rows"
+    row_height = box["height"] / rows
+    page.mouse.click(box["x"] + 16, box["y"] + row_height * (index + 1.5))
