@@ -201,7 +201,8 @@ def render_chat() -> None:
     st.subheader(conversation.title)
     hidden, shown = visible_messages(conversation.messages, state.window)
     if hidden and st.button(
-        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)", icon=":material/expand_less:"
+        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)",
+        icon=":material/expand_less:",
     ):
         state.window += MESSAGE_WINDOW
         st.rerun()

@@ -12,7 +12,9 @@ from history.store import ConversationNotFound, HistoryStore
 
 # What the chat shows under a reply that did not finish, by its saved status.
 STATUS_NOTES = {
-    FINISH_INTERRUPTED: ":material/warning: Reply interrupted: the connection to the model ended before it finished.",
+    FINISH_INTERRUPTED: (
+        ":material/warning: Reply interrupted: the connection to the model ended before it finished."
+    ),
     FINISH_STOPPED: ":material/stop_circle: Reply stopped.",
     "length": ":material/content_cut: Reply cut off at the length limit.",
 }

@@ -1,4 +1,4 @@
-"""The offline path end to end: with no key the bundled model answers in the app; llama.cpp's server works too."""
+"""The offline path end to end: with no key the bundled model answers; llama.cpp's server works too."""
 
 import json
 from pathlib import Path
@@ -18,7 +18,7 @@ def test_with_no_key_the_bundled_model_answers_in_the_app(history_dir):
     assert "local" in at.sidebar.caption[-1].value and "SmolLM2" in at.sidebar.caption[-1].value
     at.chat_input[0].set_value("What is the capital of France?").run()
     assert not at.exception and not at.error
-    [user, assistant] = at.chat_message
+    [_, assistant] = at.chat_message
     assert assistant.name == "assistant" and len(assistant.markdown[0].value.split()) >= 2
     [saved] = [json.loads(p.read_text()) for p in history_dir.glob("*.json")]
     assert saved["messages"][1]["model"].startswith("SmolLM2")

@@ -11,7 +11,8 @@ from typing import Any
 from chatbot.errors import ChatError
 from chatbot.local_model import find_model_file, model_display_name
 from chatbot.prompt import MESSAGE_OVERHEAD
-from chatbot.providers.base import WAIT_MESSAGE, ChatRequest, Outcome, Reply, ReplyStream
+from chatbot.providers.base import WAIT_MESSAGE as WAIT_MESSAGE
+from chatbot.providers.base import ChatRequest, Outcome, Reply, ReplyStream
 
 # Generation defaults for SmolLM2-135M-Instruct, chosen by measurement: see the
 # "Local model" section of docs/benchmarks.md (bench/local_settings.py reproduces it).
