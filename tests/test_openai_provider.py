@@ -96,6 +96,27 @@ def test_connection_refused_names_the_base_url():
     assert "http://127.0.0.1:9/v1" in reply.error.message and "OPENAI_BASE_URL" in reply.error.message
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [Script(status=429), Script(status=500), Script(status=502), Script(status=503), Script("x", delay_headers=1)],
+    ids=["429", "500", "502", "503", "timeout"],
+)
+def test_each_passing_fault_is_retried_with_backoff(openai_server, fault):
+    provider = OpenAIProvider("k", openai_server.base_url, timeout=0.5, max_retries=1)
+    fault.headers = {"retry-after-ms": "10"} if fault.status != 200 else {}
+    openai_server.enqueue(fault, "recovered")
+    reply, _ = ask(provider)
+    assert reply.text == "recovered" and reply.error is None
+    assert len(openai_server.chat_requests) == 2
+
+
+def test_without_retries_the_fault_reaches_the_user(openai_server):
+    provider = OpenAIProvider("k", openai_server.base_url, timeout=2, max_retries=0)
+    openai_server.enqueue(Script(status=503), "never asked")
+    reply, _ = ask(provider)
+    assert reply.error.kind == "server" and len(openai_server.chat_requests) == 1
+
+
 def test_retries_get_past_a_passing_rate_limit(openai_server):
     provider = OpenAIProvider("k", openai_server.base_url, timeout=2, max_retries=2)
     openai_server.fail_next(429, headers={"retry-after-ms": "10"})
