@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from playwright.sync_api import Error as PlaywrightError
 
 from chatbot.settings import SETTING_NAMES
+from tests.browser.ui import TIMEOUT_MS, follow_script_runs
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -33,7 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
-TIMEOUT_MS = 15_000  # every wait in a browser test is bounded by this
 STARTUP_SECONDS = 30  # `streamlit run` answers /_stcore/health in ~1.5 s; allow a loaded machine
 STOP_SECONDS = 5  # after this, a `streamlit run` asked to stop is killed
 START_ATTEMPTS = 3  # a free port can be taken between choosing it and binding it
@@ -149,7 +149,7 @@ class StreamlitLauncher:
             if app.wait_healthy():
                 return app
             app.stop()
-            if "already in use" not in app.output():
+            if f"Port {app.url.rsplit(':', 1)[1]} is not available" not in app.output():
                 break
         pytest.fail(f"`streamlit run` did not answer /_stcore/health at {app.url} within {STARTUP_SECONDS}s "
                     f"(exit code {app.process.returncode}). Its output:\n{app.output()}")
@@ -284,6 +284,7 @@ def page(browser, streamlit_app, streamlit_launcher, request) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    follow_script_runs(page)
     try:
         page.goto(streamlit_app.url)
         expect(page.locator(READY)).to_be_editable()  # the script's first run is over

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from weakref import WeakKeyDictionary
 
-from playwright.sync_api import Locator, Page, expect
+from google.protobuf.message import DecodeError
+from playwright.sync_api import Locator, Page, WebSocket, expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-# Counts, from now on, the script runs the page sees finish (stApp's data-test-script-state leaves "running").
-_COUNT_RUNS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    window.__finishedRuns = 0;
-    window.__runObserver?.disconnect();
-    window.__runObserver = new MutationObserver(records => {
-        for (const record of records) if (record.oldValue === "running") window.__finishedRuns += 1;
-    });
-    window.__runObserver.observe(app, {attributes: true, attributeOldValue: true,
-                                       attributeFilter: ["data-test-script-state"]});
-}"""
-_A_RUN_FINISHED = """() => window.__finishedRuns > 0 && document.querySelector('[data-testid="stApp"]')
-    .getAttribute("data-test-script-state") === "notRunning" """
+TIMEOUT_MS = 15_000  # every wait in a browser test is bounded by this
+
+_SOCKETS: WeakKeyDictionary[Page, WebSocket] = WeakKeyDictionary()
+
+
+def follow_script_runs(page: Page) -> None:
+    """Keep the page's current Streamlit websocket (a reload opens a new one) for `then_pause`."""
+    page.on("websocket", lambda socket: _SOCKETS.__setitem__(page, socket))
+
+
+def _ends_a_full_run(payload: str | bytes) -> bool:
+    """True for the server message saying a whole script run reached its end."""
+    if isinstance(payload, str):
+        return False
+    try:
+        message = ForwardMsg.FromString(payload)
+    except DecodeError:
+        return False
+    return (message.WhichOneof("type") == "script_finished"
+            and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY)
 
 
 def chat_input(page: Page) -> Locator:
@@ -78,15 +88,15 @@ def expect_idle(page: Page) -> None:
 
 
 def then_pause(page: Page, action: Callable[[], None]) -> None:
-    """Do `action`, then wait for the script run it starts to finish, as a person pausing would.
+    """Do `action`, then wait until the script run it starts has finished, as a person pausing would.
 
     A dismissed dialog needs this: if the next click interrupts the dismissal's run, Streamlit 1.67
-    keeps the closed dialog in the page and can show it again.
+    keeps the closed dialog in the page and can show it again. The end of a run is read from the
+    websocket, since a quick run may never show as "running" in the page.
     """
-    expect_idle(page)  # so the run that counts is the one `action` starts
-    page.evaluate(_COUNT_RUNS)
-    action()
-    page.wait_for_function(_A_RUN_FINISHED)
+    expect_idle(page)  # so the run that ends next is the one `action` starts
+    with _SOCKETS[page].expect_event("framereceived", predicate=_ends_a_full_run, timeout=TIMEOUT_MS):
+        action()
 
 
 def chat_about(page: Page, text: str) -> None:
