@@ -16,7 +16,7 @@ from pathlib import Path
 
 from history.atomic import Unreadable, read_regular_file, write_atomic
 from history.models import Conversation
-from history.summary_cache import StatKey
+from history.summary_cache import PerFolder, StatKey
 
 SEPARATOR = "\x1e"  # between the title and each message; never part of a query
 SEPARATOR_BYTES = SEPARATOR.encode("ascii")
@@ -238,20 +238,6 @@ def decode_index(raw: bytes) -> dict[str, Doc]:
     return docs
 
 
-_caches: dict[Path, TextCache] = {}
-_caches_guard = threading.Lock()
-
-
-def text_cache_for(root: Path) -> TextCache:
-    """The one text cache for this folder in this process."""
-    with _caches_guard:
-        cache = _caches.get(root)
-        if cache is None:
-            cache = _caches[root] = TextCache(root)
-        return cache
-
-
-def forget_all() -> None:
-    """Drop every in-memory text cache, as a new process would start (for tests and benchmarks)."""
-    with _caches_guard:
-        _caches.clear()
+_texts: PerFolder[TextCache] = PerFolder(lambda root: TextCache(root))
+text_cache_for = _texts.get
+forget_all = _texts.clear

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from history.atomic import Unreadable, read_regular_file, write_atomic
 from history.models import ConversationSummary
@@ -245,20 +246,30 @@ def _summary_from_row(row: list) -> ConversationSummary:
     return ConversationSummary(identifier, title, created, updated, count, model, read_only)
 
 
-_caches: dict[Path, SummaryCache] = {}
-_caches_guard = threading.Lock()
+T = TypeVar("T")
 
 
-def cache_for(root: Path) -> SummaryCache:
-    """The one cache for this folder in this process (Streamlit sessions are threads)."""
-    with _caches_guard:
-        cache = _caches.get(root)
-        if cache is None:
-            cache = _caches[root] = SummaryCache(root)
-        return cache
+class PerFolder(Generic[T]):
+    """One cache object per folder in this process, shared by every session thread."""
+
+    def __init__(self, make: Callable[[Path], T]):
+        self._make = make
+        self._caches: dict[Path, T] = {}
+        self._guard = threading.Lock()
+
+    def get(self, root: Path) -> T:
+        with self._guard:
+            cache = self._caches.get(root)
+            if cache is None:
+                cache = self._caches[root] = self._make(root)
+            return cache
+
+    def clear(self) -> None:
+        """Forget every folder, as a new process would start (for tests and benchmarks)."""
+        with self._guard:
+            self._caches.clear()
 
 
-def forget_all() -> None:
-    """Drop every in-memory cache, as a new process would start (for tests and benchmarks)."""
-    with _caches_guard:
-        _caches.clear()
+_summaries: PerFolder[SummaryCache] = PerFolder(lambda root: SummaryCache(root))
+cache_for = _summaries.get
+forget_all = _summaries.clear

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatbot.settings import SETTING_NAMES
+from history import search_index, summary_cache
 from tests.openai_server import OpenAIServer
 
 
@@ -16,6 +17,16 @@ def history_dir(tmp_path, monkeypatch):
     folder = tmp_path / "history"
     monkeypatch.setenv("CHATBOT_HISTORY_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_cache():
+    """Each test starts like a new process, with no summaries or search text in memory."""
+    summary_cache.forget_all()
+    search_index.forget_all()
+    yield
+    summary_cache.forget_all()
+    search_index.forget_all()
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,6 @@ from history.store import ConversationNotFound
 SCHEMA_KEYS = {"schema_version", "id", "title", "created_at", "updated_at", "model", "messages"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_process_cache():
-    """Each test starts like a new process, with no summaries in memory."""
-    summary_cache.forget_all()
-    yield
-    summary_cache.forget_all()
-
-
 @pytest.fixture
 def root(tmp_path) -> Path:
     return tmp_path / "conversations"

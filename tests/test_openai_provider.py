@@ -98,7 +98,13 @@ def test_connection_refused_names_the_base_url():
 
 @pytest.mark.parametrize(
     "fault",
-    [Script(status=429), Script(status=500), Script(status=502), Script(status=503), Script("x", delay_headers=1)],
+    [
+        Script(status=429),
+        Script(status=500),
+        Script(status=502),
+        Script(status=503),
+        Script("x", delay_headers=1),
+    ],
     ids=["429", "500", "502", "503", "timeout"],
 )
 def test_each_passing_fault_is_retried_with_backoff(openai_server, fault):

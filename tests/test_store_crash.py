@@ -114,7 +114,7 @@ def test_sigkilled_writers_never_lose_an_acknowledged_turn(tmp_path, monkeypatch
     acks = acknowledged(log)
     assert sum(map(len, acks.values())) >= ROUNDS // 2, "the writers saved too little to test anything"
     # A killed writer's locks died with it: every conversation takes a new turn at once.
-    monkeypatch.setattr(json_store, "exclusive", functools.partial(atomic.exclusive, timeout=5))
+    monkeypatch.setattr(json_store, "exclusive", functools.partial(atomic.exclusive, timeout=30))
     store = JsonHistoryStore(root)
     for summary in store.list():
         store.append(summary.id, make_message("user", turn_text(summary.id, summary.message_count)))

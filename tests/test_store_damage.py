@@ -12,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from history import summary_cache
 from history.json_store import MAX_FILE_BYTES, JsonHistoryStore
 from history.models import Conversation, InvalidConversation, is_valid_id, make_message
 from history.store import ConversationNotFound, UnreadableFile
 
 HUGE_BYTES = 50 * 2**20
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_cache():
-    """Each test starts like a new process, with no summaries in memory."""
-    summary_cache.forget_all()
-    yield
-    summary_cache.forget_all()
 
 
 @pytest.fixture
