@@ -1,10 +1,14 @@
-"""The API key never reaches history files, logs, error text or the page."""
+"""The API key never reaches history files, exports, logs, error text or the page."""
 
+import io
 import logging
+import zipfile
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from history.export import all_conversations_zip, conversation_json, conversation_markdown
+from history.json_store import JsonHistoryStore
 from tests.openai_server import Script
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -50,6 +54,13 @@ def test_the_key_appears_in_no_artifact(openai_server, history_dir, tmp_path, ca
     artifacts = {f"page after step {n}": page for n, page in enumerate(pages)}
     artifacts["logs"] = caplog.text
     artifacts["output"] = "".join(capfd.readouterr())
+    store = JsonHistoryStore(history_dir)
+    [conversation] = [store.get(summary.id) for summary in store.list()]
+    artifacts["export zip"] = zipfile.ZipFile(io.BytesIO(all_conversations_zip(store))).read(
+        f"{conversation.id}.json"
+    ).decode("utf-8")
+    artifacts["export json"] = conversation_json(conversation).decode("utf-8")
+    artifacts["export markdown"] = conversation_markdown(conversation)
     for path in history_dir.rglob("*"):
         if path.is_file():
             artifacts[str(path)] = path.read_bytes().decode("utf-8", "replace")
