@@ -47,8 +47,13 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-bench: $(VENV)/.dev-installed
+bench: $(VENV)/.dev-installed browser
 	$(PY) -m bench.history_bench
+	$(PY) -m bench.browser_bench
+	$(PY) -m bench.rerun_bench
+	$(PY) -m bench.memory_bench
+	$(PY) -m bench.search_bench
+	$(PY) -m bench.local_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
