@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 
-from history import search_index, summary_cache
 from history.export import (
     README_NAME,
     all_conversations_filename,
@@ -21,15 +20,6 @@ from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
 
 API_KEY = "sk-test-export-canary-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_cache():
-    summary_cache.forget_all()
-    search_index.forget_all()
-    yield
-    summary_cache.forget_all()
-    search_index.forget_all()
 
 
 @pytest.fixture

@@ -20,16 +20,6 @@ DATA = Path(__file__).parent / "data"
 MB = 2**20
 
 
-@pytest.fixture(autouse=True)
-def fresh_process_cache():
-    """Each test starts like a new process, with nothing cached in memory."""
-    summary_cache.forget_all()
-    search_index.forget_all()
-    yield
-    summary_cache.forget_all()
-    search_index.forget_all()
-
-
 @pytest.fixture
 def store(tmp_path) -> JsonHistoryStore:
     return JsonHistoryStore(tmp_path / "conversations")
