@@ -18,18 +18,9 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from chatbot.settings import SETTING_NAMES
+from tests.browser.ui import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--disable-gpu",
-    "--no-first-run",
-]
 STARTUP_SECONDS = 60
 TIMEOUT_MS = 60_000  # every browser wait is bounded by this
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -125,10 +116,10 @@ def _stop(process: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
     """Debian's headless Chromium: Playwright cannot download its own browser here."""
-    if not Path(CHROMIUM).is_file():
+    if not CHROMIUM.is_file():
         raise SystemExit(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`.")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:

@@ -20,20 +20,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from playwright.sync_api import Error as PlaywrightError
 
 from chatbot.settings import SETTING_NAMES
-from tests.browser.ui import TIMEOUT_MS, follow_script_runs
+from tests.browser.ui import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, follow_script_runs
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--disable-gpu",
-    "--no-first-run",
-]
 STARTUP_SECONDS = 30  # `streamlit run` answers /_stcore/health in ~1.5 s; allow a loaded machine
 STOP_SECONDS = 5  # after this, a `streamlit run` asked to stop is killed
 START_ATTEMPTS = 3  # a free port can be taken between choosing it and binding it

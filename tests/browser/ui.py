@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from weakref import WeakKeyDictionary
 
 from google.protobuf.message import DecodeError
@@ -10,6 +11,17 @@ from playwright.sync_api import Locator, Page, WebSocket, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 TIMEOUT_MS = 15_000  # every wait in a browser test is bounded by this
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright cannot download its own browser here
+# As root on a closed network, Chromium needs no sandbox and none of its background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-gpu",
+    "--no-first-run",
+]
 
 _SOCKETS: WeakKeyDictionary[Page, WebSocket] = WeakKeyDictionary()
 
