@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
-from chatbot.prompt import build_messages
+from chatbot.prompt import MESSAGE_OVERHEAD, build_messages
 from chatbot.providers.base import FINISH_INTERRUPTED, FINISH_STOPPED, ChatRequest, Provider, Reply
-from history.models import Conversation, InvalidConversation, make_message
+from history.models import Conversation, InvalidConversation, clean_title, make_message
 from history.store import ConversationNotFound, HistoryStore
+
+FEEDBACK = ("up", "down")
 
 # What the chat shows under a reply that did not finish, by its saved status.
 STATUS_NOTES = {
@@ -27,11 +30,68 @@ def status_note(message: dict) -> str | None:
     return STATUS_NOTES.get(message.get("status") or message.get("finish_reason"))
 
 
-def visible_messages(messages: list[dict], limit: int) -> tuple[int, list[dict]]:
-    """The newest `limit` chat messages and how many earlier ones are hidden: long chats rerun fast."""
-    shown = [m for m in messages if m["role"] != "system"]
+def visible_messages(messages: list[dict], limit: int) -> tuple[int, list[tuple[int, dict]]]:
+    """The newest `limit` chat messages with their indexes, and how many earlier ones are hidden."""
+    shown = [(index, m) for index, m in enumerate(messages) if m["role"] != "system"]
     hidden = max(len(shown) - limit, 0)
     return hidden, shown[hidden:]
+
+
+def reply_details(message: dict) -> str | None:
+    """Tokens and time under an assistant message, when the server reported them."""
+    if message.get("role") != "assistant":
+        return None
+    parts = []
+    usage = message.get("usage")
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            parts.append(f"{prompt:,} tokens in · {completion:,} out")
+        elif isinstance(usage.get("total_tokens"), int):
+            parts.append(f"{usage['total_tokens']:,} tokens")
+    latency = message.get("latency_ms")
+    if isinstance(latency, int | float) and not isinstance(latency, bool):
+        parts.append(f"{latency / 1000:.1f} s")
+    return " · ".join(parts) or None
+
+
+def last_user_index(conversation: Conversation) -> int | None:
+    """Where the last user message is, the one "Edit" changes."""
+    for index in range(len(conversation.messages) - 1, -1, -1):
+        if conversation.messages[index]["role"] == "user":
+            return index
+    return None
+
+
+def pending_action(conversation: Conversation, requested: str | None) -> str | None:
+    """A requested "reply" or "regenerate", if it still fits the conversation (a double click may not)."""
+    last = conversation.messages[-1]["role"] if conversation.messages else None
+    if (requested, last) in (("reply", "user"), ("regenerate", "assistant")):
+        return requested
+    return None
+
+
+def versions_before(message: dict) -> list[dict]:
+    """A message's earlier versions plus itself, oldest first: what a new version keeps."""
+    earlier = list(message.get("alternatives", []))
+    earlier.append({k: v for k, v in message.items() if k != "alternatives"})
+    return earlier
+
+
+@dataclass(frozen=True)
+class ContextEstimate:
+    """What the chat shows about the context window."""
+
+    tokens: int
+    window: int | None
+    left_out: int
+
+    def describe(self) -> str:
+        text = f"About {self.tokens:,} tokens go with the next message"
+        text += f", of a {self.window:,}-token context." if self.window else "."
+        if self.left_out:
+            text += f" The {self.left_out} oldest messages no longer fit and are left out."
+        return text
 
 
 def awaiting_reply(conversation: Conversation) -> bool:
@@ -72,30 +132,40 @@ class ChatService:
             raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
         return self._save(conversation, make_message("user", text))
 
-    def request_reply(self, conversation: Conversation) -> Reply:
-        """Start the model's reply to the saved conversation; nothing is sent until iterated."""
-        reply_room = self.reply_tokens or getattr(self.provider, "reply_tokens", 0)
-        messages = build_messages(
-            conversation.messages,
-            self._system_prompt(conversation),
-            context_tokens=self.provider.context_tokens,
-            reply_tokens=reply_room,
-            count_tokens=self.provider.count_tokens,
-        )
+    def request_reply(self, conversation: Conversation, *, regenerate: bool = False) -> Reply:
+        """Start the model's reply to the saved conversation; nothing is sent until iterated.
+
+        With `regenerate`, the last (assistant) message is left out: the reply replaces it.
+        """
+        history = conversation.messages[:-1] if regenerate else conversation.messages
         request = ChatRequest(
-            messages=messages,
+            messages=self._prompt(history, self._system_prompt(conversation)),
             model=conversation.model or self.model,
+            temperature=settings_of(conversation).temperature,
             max_tokens=self.reply_tokens,
         )
         return self.provider.execute(request)
+
+    def context_estimate(self, conversation: Conversation) -> ContextEstimate:
+        """How many tokens the next request would carry, and how many old messages no longer fit."""
+        sent = self._prompt(conversation.messages, self._system_prompt(conversation))
+        turns = [m for m in conversation.messages if m["role"] != "system" and m["content"]]
+        tokens = sum(self.provider.count_tokens(m["content"]) + MESSAGE_OVERHEAD for m in sent)
+        left_out = len(turns) - sum(1 for m in sent if m["role"] != "system")
+        return ContextEstimate(tokens, self.provider.context_tokens, max(left_out, 0))
 
     @property
     def must_wait(self) -> bool:
         """True when a reply would first wait for another session's (the local model takes turns)."""
         return bool(getattr(self.provider, "busy", False))
 
-    def save_reply(self, conversation: Conversation, reply: Reply) -> Conversation:
-        """Save whatever text arrived, marked with how the reply ended."""
+    def save_reply(
+        self, conversation: Conversation, reply: Reply, *, regenerate: bool = False
+    ) -> Conversation:
+        """Save whatever text arrived, marked with how the reply ended.
+
+        A regenerated reply replaces the last one, which is kept in its `alternatives`.
+        """
         if not reply.text:
             return conversation
         details: dict = {
@@ -109,12 +179,74 @@ class ChatService:
         if reply.latency_ms is not None:
             details["latency_ms"] = reply.latency_ms
             details["first_token_ms"] = reply.first_token_ms
-        return self._save(conversation, make_message("assistant", reply.text, **details))
+        message = make_message("assistant", reply.text, **details)
+        if not regenerate:
+            return self._save(conversation, message)
+        message["alternatives"] = versions_before(conversation.messages[-1])
+        return self._replace_from(conversation, len(conversation.messages) - 1, message)
+
+    def edit_last_user_message(self, conversation: Conversation, text: str) -> Conversation:
+        """Replace the last user message (and the reply to it) with new text, keeping the old ones."""
+        if len(text) > self.max_message_chars:
+            raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
+        index = last_user_index(conversation)
+        if index is None:
+            raise ValueError("there is no user message to edit")
+        old = conversation.messages[index]
+        earlier = {**old, "replies": conversation.messages[index + 1 :]}
+        message = make_message("user", text, alternatives=versions_before(earlier))
+        return self._replace_from(conversation, index, message)
+
+    def set_feedback(self, conversation: Conversation, index: int, rating: str | None) -> Conversation:
+        """Save thumbs up or down (None clears it) in the message itself."""
+        if rating not in (*FEEDBACK, None):
+            raise ValueError(f"feedback must be one of {FEEDBACK}")
+        message = conversation.messages[index]
+        return self.store.update_message(
+            conversation.id, index, message["created_at"], feedback=rating
+        )
+
+    def configure(
+        self, conversation: Conversation, model: str, options: ConversationSettings
+    ) -> Conversation:
+        """Save the conversation's own model, temperature and system prompt with it."""
+        fields = {"model": model.strip() or self.model, "settings": options.to_dict()}
+        if self.store.exists(conversation.id):
+            return self.store.update(conversation.id, **fields)
+        conversation.model = fields["model"]
+        conversation.extra["settings"] = fields["settings"]
+        return conversation
+
+    def rename(self, conversation_id: str, title: str) -> Conversation:
+        return self.store.update(conversation_id, title=clean_title(title))
 
     def _system_prompt(self, conversation: Conversation) -> str | None:
-        """A conversation's own system message wins over the configured default."""
-        own = [m["content"] for m in conversation.messages if m["role"] == "system"]
-        return own[0] if own else self.system_prompt
+        """The conversation's own setting, else its imported system message, else the configured one."""
+        own = settings_of(conversation).system_prompt
+        if own:
+            return own
+        imported = [m["content"] for m in conversation.messages if m["role"] == "system"]
+        return imported[0] if imported else self.system_prompt
+
+    def _prompt(self, history: list[dict], system_prompt: str | None) -> list[dict]:
+        reply_room = self.reply_tokens or getattr(self.provider, "reply_tokens", 0)
+        return build_messages(
+            history,
+            system_prompt,
+            context_tokens=self.provider.context_tokens,
+            reply_tokens=reply_room,
+            count_tokens=self.provider.count_tokens,
+        )
+
+    def _replace_from(self, conversation: Conversation, start: int, message: dict) -> Conversation:
+        """Replace messages[start:] with one message, unless another tab changed them meanwhile."""
+        return self.store.replace_tail(
+            conversation.id,
+            start,
+            message,
+            expected_count=len(conversation.messages),
+            expected_last=conversation.messages[-1]["created_at"],
+        )
 
     def _save(self, conversation: Conversation, message: dict) -> Conversation:
         if self.store.exists(conversation.id):

@@ -19,7 +19,7 @@ from history.models import (
     is_valid_id,
     utc_now,
 )
-from history.store import ConversationNotFound, UnreadableFile
+from history.store import ConversationChanged, ConversationNotFound, UnreadableFile
 from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
 
 MAX_FILE_BYTES = 20 * 2**20
@@ -27,6 +27,7 @@ LOCKS_DIR = ".locks"
 TRASH_DIR = ".trash"
 _FIXED_FIELDS = frozenset({"id", "schema_version", "created_at", "messages"})
 _TEXT_FIELDS = ("title", "model", "updated_at")
+_MESSAGE_CORE = frozenset({"role", "content", "created_at"})
 _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
@@ -192,6 +193,52 @@ class JsonHistoryStore:
         _check_fields(fields)
         return self._change(conversation_id, lambda conversation: _apply(conversation, fields))
 
+    def replace_tail(
+        self,
+        conversation_id: str,
+        start: int,
+        *messages: dict,
+        expected_count: int,
+        expected_last: str | None = None,
+    ) -> Conversation:
+        """Swap messages[start:] for new ones in one atomic write, if nobody changed the tail meanwhile."""
+        batch = _prepared(messages)
+
+        def change(conversation: Conversation) -> None:
+            saved = conversation.messages
+            last = saved[-1].get("created_at") if saved else None
+            if (
+                len(saved) != expected_count
+                or not 0 <= start <= expected_count
+                or (expected_last is not None and last != expected_last)
+            ):
+                raise ConversationChanged(conversation_id)
+            del conversation.messages[start:]
+            for message in batch:
+                conversation.add(message)
+
+        return self._change(conversation_id, change)
+
+    def update_message(
+        self, conversation_id: str, index: int, created_at: str, /, **fields: object
+    ) -> Conversation:
+        """Set or (with None) remove a message's extra fields, such as feedback, in one atomic write."""
+        core = sorted(_MESSAGE_CORE & fields.keys())
+        if core:
+            raise ValueError(f"{', '.join(core)} cannot be changed with update_message()")
+
+        def change(conversation: Conversation) -> None:
+            messages = conversation.messages
+            if not 0 <= index < len(messages) or messages[index].get("created_at") != created_at:
+                raise ConversationChanged(conversation_id)
+            for key, value in fields.items():
+                if value is None:
+                    messages[index].pop(key, None)
+                else:
+                    messages[index][key] = value
+
+        return self._change(conversation_id, change)
+
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, newest first; only changed files are parsed again."""
         summaries = self._cache.refresh(lambda name, info: summarize_file(self.root / name, info))
@@ -223,6 +270,18 @@ class JsonHistoryStore:
             os.replace(path, trash / path.name)  # replaces an older trashed copy of this id
             fsync_dir(trash)
             fsync_dir(self.root)
+
+    def deleted(self) -> list[ConversationSummary]:
+        """What is in .trash/ and can be restored, most recently deleted first."""
+        found = []
+        for path in (self.root / TRASH_DIR).glob(f"*{SUFFIX}"):
+            try:
+                conversation, _, info = read_file(path)
+            except (OSError, Unreadable):
+                continue  # restore() reports the problem if the user picks it
+            found.append((info.st_ctime, conversation.summary()))
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [summary for _, summary in found]
 
     def restore(self, conversation_id: str) -> None:
         """Move a deleted conversation back; FileExistsError if the id was reused meanwhile."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 SCHEMA_VERSION = 1
 TITLE_LENGTH = 60
+MAX_TITLE_LENGTH = 200
 DEFAULT_TITLE = "New conversation"
 ROLES = ("system", "user", "assistant")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
@@ -49,6 +50,14 @@ def title_from(text: str) -> str:
         return line or DEFAULT_TITLE
     cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0] or line[:TITLE_LENGTH]
     return cut.rstrip(" ,.;:") + "…"
+
+
+def clean_title(title: str) -> str:
+    """A title the user typed, on one line and not too long; ValueError when it is empty."""
+    line = " ".join(str(title).split())
+    if not line:
+        raise ValueError("A title cannot be empty.")
+    return line[:MAX_TITLE_LENGTH].rstrip()
 
 
 def make_message(role: str, content: str, **extra: object) -> dict:

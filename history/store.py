@@ -12,6 +12,16 @@ class ConversationNotFound(KeyError):
     """No conversation with that id (or the id is not a valid one)."""
 
 
+class ConversationChanged(ValueError):
+    """The conversation changed since the caller read it (another tab or server wrote it)."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"Conversation {conversation_id!r} changed in another tab or window; "
+            "it was reloaded, try again."
+        )
+
+
 @dataclass(frozen=True)
 class UnreadableFile:
     """A stored file that could not be read: listed for the user, never overwritten."""
@@ -42,6 +52,23 @@ class HistoryStore(Protocol):
     def update(self, conversation_id: str, **fields: object) -> Conversation:
         """Change top-level fields (title, model, settings) in one atomic write."""
 
+    def replace_tail(
+        self,
+        conversation_id: str,
+        start: int,
+        *messages: dict,
+        expected_count: int,
+        expected_last: str | None = None,
+    ) -> Conversation:
+        """Swap messages[start:] for `messages` (regenerate, edit); ConversationChanged unless the
+        saved conversation still has `expected_count` messages, the last created at `expected_last`."""
+
+    def update_message(
+        self, conversation_id: str, index: int, created_at: str, /, **fields: object
+    ) -> Conversation:
+        """Set (or, with None, remove) extra fields of one message, such as feedback; the
+        message is found by index and must still have that `created_at`."""
+
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, newest first, without parsing unchanged files again."""
 
@@ -59,6 +86,9 @@ class HistoryStore(Protocol):
 
     def delete(self, conversation_id: str) -> None:
         """Remove a conversation so that restore() can bring it back."""
+
+    def deleted(self) -> list[ConversationSummary]:
+        """Deleted conversations that restore() can bring back, most recently deleted first."""
 
     def restore(self, conversation_id: str) -> None:
         """Undo delete(); fails if the id was taken again meanwhile."""

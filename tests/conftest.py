@@ -6,6 +6,7 @@ import pytest
 
 from chatbot.settings import SETTING_NAMES
 from history import search_index, summary_cache
+from tests.apptest import visit
 from tests.openai_server import OpenAIServer
 
 
@@ -40,3 +41,9 @@ def openai_server(openai_server_session):
     """A real OpenAI-compatible server on 127.0.0.1, emptied before each test."""
     openai_server_session.reset()
     return openai_server_session
+
+
+@pytest.fixture
+def new_visit(openai_server):
+    """Open the app in a new browser session (AppTest), answering from the test server."""
+    return lambda **secrets: visit(openai_server.base_url, **secrets)

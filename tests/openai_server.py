@@ -218,7 +218,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop()
             if index:
                 app._pace(script, start, index)
-            self._event(_chunk(envelope, {"content": piece}))
+            try:
+                self._event(_chunk(envelope, {"content": piece}))
+            except (BrokenPipeError, ConnectionResetError):
+                app.hung_up.append((index, len(pieces)))  # the client stopped reading: stop generating
+                return None
         if script.drop_after is not None:
             return self._drop()
         if script.finish_reason is not None:
@@ -274,6 +278,7 @@ class OpenAIServer:
         self.tokens_per_second = tokens_per_second
         self.verbose = verbose
         self.requests: list[RecordedRequest] = []
+        self.hung_up: list[tuple[int, int]] = []  # (sent, scripted) pieces of streams the client closed
         self._queue: deque[Script] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -349,6 +354,7 @@ class OpenAIServer:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.hung_up.clear()
 
     def _next_script(self, body: dict) -> Script:
         """Pop the next scripted reply, defaulting to a deterministic echo."""

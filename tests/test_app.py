@@ -1,45 +1,12 @@
 """The app as a user drives it (AppTest), against the real OpenAI-compatible test server."""
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import APP, button, chat, saved, send
 from tests.openai_server import Script
-
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-
-
-@pytest.fixture
-def new_visit(openai_server):
-    """A new browser session of the app, configured through st.secrets like a deployment."""
-
-    def visit() -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        at.secrets["OPENAI_BASE_URL"] = openai_server.base_url
-        at.secrets["CHATBOT_MAX_RETRIES"] = 0
-        at.secrets["CHATBOT_TIMEOUT"] = 3
-        return at.run()
-
-    return visit
-
-
-def chat(at: AppTest) -> list[tuple[str, str]]:
-    """The conversation as the user sees it: (who, text) per bubble."""
-    return [(m.name, m.markdown[0].value) for m in at.chat_message]
-
-
-def send(at: AppTest, text: str) -> AppTest:
-    return at.chat_input[0].set_value(text).run()
-
-
-def saved(history_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text("utf-8")) for p in sorted(history_dir.glob("*.json"))]
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def test_a_turn_streams_the_reply_and_saves_both_messages(new_visit, openai_server, history_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from history.models import (
     InvalidConversation,
     make_message,
 )
-from history.store import ConversationNotFound
+from history.store import ConversationChanged, ConversationNotFound
 
 SCHEMA_KEYS = {"schema_version", "id", "title", "created_at", "updated_at", "model", "messages"}
 
@@ -350,3 +351,82 @@ def test_restore_refuses_to_overwrite_a_reused_id(store):
 def test_default_title_until_a_user_speaks(store):
     assert store.create(Conversation(id="quiet")).title == DEFAULT_TITLE
     assert store.append("quiet", make_message("system", "be brief")).title == DEFAULT_TITLE
+
+
+def test_deleted_lists_the_trash_most_recently_deleted_first_until_restored(root, store):
+    assert store.deleted() == [] and not root.exists()
+    for conversation_id in ("a", "b", "c"):
+        new_conversation(store, conversation_id, f"question {conversation_id}")
+    store.delete("b")
+    time.sleep(0.05)  # the trash is ordered by the files' change times, which tick coarsely
+    store.delete("a")
+    (root / ".trash" / "broken.json").write_text("{not json", encoding="utf-8")
+    deleted = store.deleted()
+    assert [(s.id, s.title, s.message_count) for s in deleted] == [
+        ("a", "question a", 1), ("b", "question b", 1),
+    ]
+
+    store.restore("b")
+    assert [s.id for s in store.deleted()] == ["a"]
+    assert {s.id for s in store.list()} == {"b", "c"}
+    assert [m["content"] for m in store.get("b").messages] == ["question b"]
+
+
+# Replacing the end of a conversation (regenerate, edit) and changing one message (feedback)
+
+
+def test_replace_tail_swaps_the_end_in_one_write(root, store):
+    new_conversation(store, "chat-1", "one", "two", "three")
+    reply = {"role": "assistant", "content": "new ending"}
+    after = store.replace_tail("chat-1", 1, reply, make_message("user", "and more"), expected_count=3)
+    assert [m["content"] for m in after.messages] == ["one", "new ending", "and more"]
+    assert "created_at" in after.messages[1] and reply == {"role": "assistant", "content": "new ending"}
+    assert after.updated_at == after.messages[-1]["created_at"]
+    data = json.loads(store.path_for("chat-1").read_text(encoding="utf-8"))
+    assert Conversation.from_dict(data) == after == store.get("chat-1")
+    assert store.list()[0].message_count == 3
+
+    assert len(store.replace_tail("chat-1", 3, expected_count=3).messages) == 3
+    assert [m["content"] for m in store.replace_tail("chat-1", 1, expected_count=3).messages] == ["one"]
+    assert temp_files(root) == []
+
+
+def test_replace_tail_refuses_a_conversation_that_changed_and_keeps_the_file(root, store):
+    new_conversation(store, "chat-1", "one", "two")
+    before = store.path_for("chat-1").read_bytes()
+    for start, expected_count in ((1, 1), (1, 3), (-1, 2), (3, 2)):
+        with pytest.raises(ConversationChanged, match="chat-1"):
+            store.replace_tail("chat-1", start, user("lost"), expected_count=expected_count)
+    with pytest.raises(InvalidConversation):
+        store.replace_tail("chat-1", 1, {"role": "robot", "content": "beep"}, expected_count=2)
+    with pytest.raises(ConversationNotFound):
+        store.replace_tail("nope", 0, user("x"), expected_count=0)
+    assert store.path_for("chat-1").read_bytes() == before
+    assert [m["content"] for m in store.get("chat-1").messages] == ["one", "two"]
+    assert temp_files(root) == []
+
+
+def test_update_message_sets_and_removes_extra_fields_only(store):
+    conversation = new_conversation(store, "chat-1", "one", "two")
+    stamp = conversation.messages[1]["created_at"]
+    after = store.update_message("chat-1", 1, stamp, feedback="up", note={"why": "clear"})
+    assert after.messages[1] == {**conversation.messages[1], "feedback": "up", "note": {"why": "clear"}}
+    assert after.updated_at == conversation.updated_at and after.messages[0] == conversation.messages[0]
+
+    store.update_message("chat-1", 1, stamp, feedback=None, missing=None)
+    data = json.loads(store.path_for("chat-1").read_text(encoding="utf-8"))
+    assert data["messages"][1] == {**conversation.messages[1], "note": {"why": "clear"}}
+    assert data["updated_at"] == conversation.updated_at
+
+
+def test_update_message_refuses_core_fields_and_a_message_that_moved(store):
+    conversation = new_conversation(store, "chat-1", "one")
+    stamp = conversation.messages[0]["created_at"]
+    before = store.path_for("chat-1").read_bytes()
+    for field in ("role", "content", "created_at"):
+        with pytest.raises(ValueError, match=field):
+            store.update_message("chat-1", 0, stamp, **{field: "changed"}, feedback="up")
+    for index, created_at in ((0, "2001-01-01T00:00:00.000Z"), (1, stamp), (-1, stamp)):
+        with pytest.raises(ConversationChanged):
+            store.update_message("chat-1", index, created_at, feedback="up")
+    assert store.path_for("chat-1").read_bytes() == before
