@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
+from chatbot.profile import Profile
 from chatbot.prompt import MESSAGE_OVERHEAD, build_messages
 from chatbot.providers.base import FINISH_INTERRUPTED, FINISH_STOPPED, ChatRequest, Provider, Reply
 from history.models import Conversation, InvalidConversation, clean_title, make_message
 from history.store import ConversationNotFound, HistoryStore
 
 FEEDBACK = ("up", "down")
+SOURCE_SCRIPTED = "scripted"  # answered from the bot profile, without the model
+SOURCE_FALLBACK = "fallback"  # the profile's reply for when the model could not answer
 
 # What the chat shows under a reply that did not finish, by its saved status.
 STATUS_NOTES = {
@@ -20,6 +23,8 @@ STATUS_NOTES = {
     ),
     FINISH_STOPPED: ":material/stop_circle: Reply stopped.",
     "length": ":material/content_cut: Reply cut off at the length limit.",
+    SOURCE_SCRIPTED: ":material/bolt: Scripted answer from the bot profile.",
+    SOURCE_FALLBACK: ":material/support: The model could not answer; this is the profile's fallback reply.",
 }
 
 
@@ -27,7 +32,7 @@ def status_note(message: dict) -> str | None:
     """The note to show under a saved assistant message, if it did not end normally."""
     if message.get("role") != "assistant":
         return None
-    return STATUS_NOTES.get(message.get("status") or message.get("finish_reason"))
+    return STATUS_NOTES.get(message.get("source") or message.get("status") or message.get("finish_reason"))
 
 
 def visible_messages(messages: list[dict], limit: int) -> tuple[int, list[tuple[int, dict]]]:
@@ -109,6 +114,7 @@ class ChatService:
     system_prompt: str | None = None
     max_message_chars: int = 20_000
     reply_tokens: int | None = None
+    profile: Profile = field(default_factory=Profile)
 
     def new_conversation(self) -> Conversation:
         """An empty conversation; it is saved with its first message."""
@@ -131,6 +137,15 @@ class ChatService:
         if len(text) > self.max_message_chars:
             raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
         return self._save(conversation, make_message("user", text))
+
+    def scripted_reply(self, conversation: Conversation) -> Conversation | None:
+        """Answer the last message from the profile's script, saved at once; None if no entry matches."""
+        if not awaiting_reply(conversation):
+            return None
+        answer = self.profile.scripted_answer(conversation.messages[-1]["content"])
+        if answer is None:
+            return None
+        return self._save(conversation, make_message("assistant", answer, source=SOURCE_SCRIPTED))
 
     def request_reply(self, conversation: Conversation, *, regenerate: bool = False) -> Reply:
         """Start the model's reply to the saved conversation; nothing is sent until iterated.
@@ -167,7 +182,12 @@ class ChatService:
         A regenerated reply replaces the last one, which is kept in its `alternatives`.
         """
         if not reply.text:
-            return conversation
+            if reply.error is None or not self.profile.fallback:
+                return conversation
+            message = make_message(
+                "assistant", self.profile.fallback, source=SOURCE_FALLBACK, error=reply.error.kind
+            )
+            return self._save_reply_message(conversation, message, regenerate)
         details: dict = {
             "model": reply.model or conversation.model or self.model,
             "finish_reason": reply.finish_reason,
@@ -180,6 +200,11 @@ class ChatService:
             details["latency_ms"] = reply.latency_ms
             details["first_token_ms"] = reply.first_token_ms
         message = make_message("assistant", reply.text, **details)
+        return self._save_reply_message(conversation, message, regenerate)
+
+    def _save_reply_message(
+        self, conversation: Conversation, message: dict, regenerate: bool
+    ) -> Conversation:
         if not regenerate:
             return self._save(conversation, message)
         message["alternatives"] = versions_before(conversation.messages[-1])

@@ -33,6 +33,7 @@ class Settings:
     system_prompt: str | None = None
     local_model_path: str | None = None
     require_login: bool = False
+    profile_path: str | None = None
 
     @property
     def uses_openai(self) -> bool:
@@ -41,10 +42,13 @@ class Settings:
             return bool(self.openai_api_key or self.openai_base_url)
         return self.backend == "openai"
 
-    def system_prompt_for(self, backend: str) -> str | None:
-        """CHATBOT_SYSTEM_PROMPT if set; else none for the local model, whose template has its own."""
+    def system_prompt_for(self, backend: str, persona: str | None = None) -> str | None:
+        """CHATBOT_SYSTEM_PROMPT if set; else the persona of a profile set with CHATBOT_PROFILE; else the
+        default, which is none for the local model, whose template has its own."""
         if self.system_prompt is not None:
             return self.system_prompt
+        if self.profile_path and persona:
+            return persona
         return None if backend == "local" else DEFAULT_SYSTEM_PROMPT
 
     @property
@@ -67,6 +71,7 @@ _FIELDS = {
     "CHATBOT_SYSTEM_PROMPT": ("system_prompt", str),
     "CHATBOT_LOCAL_MODEL_PATH": ("local_model_path", str),
     "CHATBOT_REQUIRE_LOGIN": ("require_login", "bool"),
+    "CHATBOT_PROFILE": ("profile_path", str),
 }
 SETTING_NAMES = tuple(_FIELDS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 import pandas as pd
 
@@ -32,3 +33,14 @@ def conversations_table(summaries: Iterable[ConversationSummary]) -> pd.DataFram
         columns=COLUMNS,
     )
     return table.sort_values("updated", ascending=False, kind="stable", na_position="last", ignore_index=True)
+
+
+def filter_table(table: pd.DataFrame, first: date | None = None, last: date | None = None) -> pd.DataFrame:
+    """The rows last updated between two UTC dates, both included; a missing end is open."""
+    days = table["updated"].dt.date
+    keep = pd.Series(True, index=table.index)
+    if first is not None:
+        keep &= days >= first
+    if last is not None:
+        keep &= days <= last
+    return table[keep].reset_index(drop=True)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from chatbot.profile import load_profile
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+WELCOME = [("assistant", load_profile().greeting)]  # what an empty chat shows: the default profile's greeting
 
 
 def visit(base_url: str, **secrets: object) -> AppTest:

@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import APP, button, chat, saved, send
+from tests.apptest import APP, WELCOME, button, chat, saved, send
 from tests.openai_server import Script
 
 
@@ -46,7 +46,7 @@ def test_new_session_asks_load_history_or_start_fresh(new_visit, history_dir):
     assert "Load History" in labels[labels.index("New Session") + 1 :] or labels.count("Load History") == 2
     assert labels.count("Start Fresh") == 2
     at.button(key="dialog_start_fresh").click().run()
-    assert chat(at) == [] and not at.exception
+    assert chat(at) == WELCOME and not at.exception
     assert len(saved(history_dir)) == 1
     button(at, "New Session").click().run()
     at.button(key="dialog_load_history").click().run()
@@ -56,7 +56,7 @@ def test_new_session_asks_load_history_or_start_fresh(new_visit, history_dir):
 def test_start_fresh_begins_an_empty_chat_and_keeps_the_old_one(new_visit, history_dir):
     at = send(new_visit(), "keep me")
     button(at, "Start Fresh").click().run()
-    assert chat(at) == []
+    assert chat(at) == WELCOME
     send(at, "a new topic")
     assert chat(at)[0] == ("user", "a new topic")
     assert sorted(c["title"] for c in saved(history_dir)) == ["a new topic", "keep me"]
@@ -174,6 +174,6 @@ def test_a_message_over_the_limit_is_refused_and_stays_in_the_box(openai_server,
     send(at.run(), too_long)
     assert "21 characters; the limit is 20 (CHATBOT_MAX_MESSAGE_CHARS)" in at.error[0].value
     assert at.chat_input[0].value == too_long
-    assert chat(at) == [] and openai_server.chat_requests == [] and saved(history_dir) == []
+    assert chat(at) == WELCOME and openai_server.chat_requests == [] and saved(history_dir) == []
     send(at, "short enough")
     assert chat(at) == [("user", "short enough"), ("assistant", "Echo: short enough")]

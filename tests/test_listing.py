@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 
 import pandas as pd
 
-from history.listing import COLUMNS, conversations_table
+from history.listing import COLUMNS, conversations_table, filter_table
 from history.models import ConversationSummary
 
 
@@ -47,3 +48,17 @@ def test_ten_thousand_rows_build_quickly():
     table = conversations_table(rows)
     assert len(table) == 10_000
     assert time.perf_counter() - started < 1.0  # typically ~20 ms; generous for slow CI
+
+
+def test_filter_table_keeps_rows_updated_between_two_dates_inclusive():
+    table = conversations_table(
+        [
+            summary(1, "2026-01-01T10:00:00.000Z"),
+            summary(2, "2026-01-02T23:59:59.000Z"),
+            summary(3, "2026-01-03T00:00:00.000Z"),
+        ]
+    )
+    assert filter_table(table, date(2026, 1, 2), date(2026, 1, 3))["id"].tolist() == ["c3", "c2"]
+    assert filter_table(table, date(2026, 1, 2))["id"].tolist() == ["c3", "c2"]
+    assert filter_table(table, None, date(2026, 1, 1))["id"].tolist() == ["c1"]
+    assert filter_table(table)["id"].tolist() == ["c3", "c2", "c1"]

@@ -5,6 +5,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from chatbot.access import resolve_access, user_folder
+from chatbot.profile import load_profile
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32}
@@ -44,7 +45,7 @@ def test_each_signed_in_user_has_their_own_history(openai_server, history_dir):
     at = visit(openai_server, alice())
     at.chat_input[0].set_value("alice's secret plan").run()
     at = visit(openai_server, bob())
-    assert [m.markdown[0].value for m in at.chat_message] == []
+    assert [m.markdown[0].value for m in at.chat_message] == [load_profile().greeting]
     at.chat_input[0].set_value("bob's question").run()
     assert titles(visit(openai_server, bob())) == ["bob's question"]
     assert titles(visit(openai_server, alice())) == ["alice's secret plan"]

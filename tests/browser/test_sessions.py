@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from chatbot.profile import load_profile
 from tests.browser.ui import (
     chat_about,
     chat_input,
@@ -21,6 +22,7 @@ from tests.browser.ui import (
 )
 
 pytestmark = pytest.mark.browser
+GREETING = load_profile().greeting
 
 NEW = "New conversation"
 
@@ -40,7 +42,7 @@ def test_new_session_offers_load_history_and_start_fresh(page):
     choices.get_by_role("button", name="Start Fresh").click()
     expect(dialog(page)).to_have_count(0)
     expect_title(page, NEW)
-    expect_chat(page)
+    expect_chat(page, GREETING)  # an empty chat shows only the bot's greeting
     open_new_session(page).get_by_role("button", name="Load History").click()
     expect(dialog(page)).to_have_count(0)
     expect_history_rows(page, 1)
@@ -80,7 +82,7 @@ def test_start_fresh_empties_the_chat_and_keeps_the_old_conversation(page):
     chat_about(page, "keep me")
     sidebar_button(page, "Start Fresh").click()
     expect_title(page, NEW)
-    expect_chat(page)
+    expect_chat(page, GREETING)  # an empty chat shows only the bot's greeting
     expect(chat_input(page)).to_be_editable()
     sidebar_button(page, "Load History").click()
     expect_history_rows(page, 1)

@@ -1,0 +1,127 @@
+"""The History page: every saved conversation, searchable; open, rename, export, delete, import."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.shared import App, delete, notify, open_conversation, restore, state
+from history.export import all_conversations_filename, all_conversations_zip
+from history.import_formats import ImportFailed
+from history.importers import MAX_IMPORT_BYTES, import_file
+from history.listing import conversations_table, filter_table
+from history.search import search_table
+from history.store import ConversationNotFound
+
+COLUMNS = {
+    "title": st.column_config.TextColumn("Title", width="large"),
+    "snippet": st.column_config.TextColumn("Match", width="large"),
+    "updated": st.column_config.DatetimeColumn("Updated", format="YYYY-MM-DD HH:mm"),
+    "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
+    "messages": st.column_config.NumberColumn("Messages"),
+    "model": st.column_config.TextColumn("Model"),
+}
+
+
+def import_upload(app: App, upload) -> None:
+    """Import an uploaded file once, and say what came in and what was skipped."""
+    try:
+        report = import_file(app.store, upload.name, upload.getvalue())
+        notify(report.summary(), "success" if report.imported else "warning")
+    except ImportFailed as error:
+        notify(str(error), "error")
+    state.upload_key = state.get("upload_key", 0) + 1  # clears the uploader
+    state.table_key = state.get("table_key", 0) + 1
+    st.rerun()
+
+
+def render_tools(app: App) -> None:
+    export_column, import_column = st.columns(2)
+    export_column.download_button(
+        "Download all (zip)", lambda: all_conversations_zip(app.store), all_conversations_filename(),
+        mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
+    )
+    with import_column.popover("Import", icon=":material/upload_file:"):
+        upload = st.file_uploader(
+            "ChatGPT export, this app's JSON or zip, the Flask history, or an OpenAI messages list",
+            type=["json", "zip"], max_upload_size=MAX_IMPORT_BYTES // 2**20,
+            key=f"import_{state.get('upload_key', 0)}",
+        )
+        if upload is not None:
+            import_upload(app, upload)
+    deleted = app.store.deleted()
+    if deleted:
+        with st.expander(f"Recently deleted ({len(deleted)})", icon=":material/delete:"):
+            for summary in deleted:
+                title_column, button_column = st.columns([4, 1])
+                title_column.write(summary.title)
+                button_column.button(
+                    "Restore", key=f"restore_{summary.id}", on_click=restore, args=(app, summary.id)
+                )
+
+
+def rename(app: App, conversation_id: str, key: str) -> None:
+    try:
+        renamed = app.service.rename(conversation_id, state[key])
+    except (ValueError, ConversationNotFound) as error:
+        notify(str(error), "error")
+        return
+    if state.conversation.id == conversation_id:
+        state.conversation = renamed
+    state.table_key = state.get("table_key", 0) + 1
+
+
+def render_actions(app: App, conversation_id: str) -> None:
+    """Rename, export or delete the row picked while managing."""
+    try:
+        conversation = app.service.open(conversation_id)
+    except (ConversationNotFound, ValueError) as error:
+        st.error(str(error))
+        return
+    st.markdown(f"**{conversation.title}** · {len(conversation.messages)} messages")
+    key = f"history_title_{conversation.id}"
+    title_column, rename_column = st.columns([3, 1], vertical_alignment="bottom")
+    title_column.text_input("Title", value=conversation.title, key=key, max_chars=200)
+    rename_column.button("Rename", on_click=rename, args=(app, conversation.id, key), width="stretch")
+    open_column, delete_column = st.columns(2)
+    if open_column.button("Open", icon=":material/open_in_new:", type="primary", width="stretch"):
+        open_conversation(conversation)
+        st.rerun()
+    delete_column.button(
+        "Delete", icon=":material/delete:", on_click=delete, args=(app, conversation), width="stretch",
+        help="Moves it to Recently deleted, below, where it can be restored.",
+    )
+
+
+def render(app: App) -> None:
+    st.subheader("Saved conversations")
+    query_column, dates_column, manage_column = st.columns([3, 2, 1], vertical_alignment="bottom")
+    query = query_column.text_input("Search", placeholder="Search every message", icon=":material/search:")
+    dates = dates_column.date_input("Updated between", value=(), format="YYYY-MM-DD")
+    managing = manage_column.toggle("Manage", help="Pick a row to rename or delete it instead of opening it.")
+    table = search_table(app.store, query) if query.strip() else conversations_table(app.store.list())
+    first, last = (*dates, None, None)[:2]
+    table = filter_table(table, first, last)
+    if table.empty:
+        st.info(
+            "Nothing matches. Change the search or the dates." if query.strip() or dates else
+            "No saved conversations yet. Start chatting and they will appear here."
+        )
+    else:
+        event = st.dataframe(
+            table,
+            key=f"history_table_{state.get('table_key', 0)}_{query}_{dates}_{managing}",
+            on_select="rerun",
+            selection_mode="single-row",
+            hide_index=True,
+            column_order=("title", "snippet", "updated", "messages", "model", "created"),
+            column_config=COLUMNS,
+        )
+        picked = table.iloc[event.selection.rows[0]]["id"] if event.selection.rows else None
+        if managing and picked:
+            render_actions(app, picked)
+        elif picked:
+            open_conversation(app.service.open(picked))
+            st.rerun()
+        else:
+            st.caption("Pick a row to manage it." if managing else "Pick a row to open that conversation.")
+    render_tools(app)

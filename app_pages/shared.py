@@ -1,0 +1,95 @@
+"""What every page uses: the app's objects and the browser session's state over them."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from chatbot.access import Access
+from chatbot.chat import ChatService
+from chatbot.profile import Profile
+from chatbot.providers.base import Provider
+from chatbot.settings import Settings
+from history.json_store import JsonHistoryStore
+from history.models import Conversation
+from history.store import ConversationNotFound
+
+state = st.session_state
+MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
+
+
+@dataclass
+class App:
+    """The objects a run works with, built once per run by streamlit_app.py and passed to each page."""
+
+    settings: Settings
+    access: Access
+    store: JsonHistoryStore
+    provider: Provider
+    model: str
+    service: ChatService
+    profile: Profile
+    pages: dict = field(default_factory=dict)  # "chat", "history", "insights" -> st.Page
+
+
+def open_conversation(conversation: Conversation) -> None:
+    """Show this conversation in the chat, from its newest messages; the chat page is opened next."""
+    state.conversation = conversation
+    state.error = None
+    state.window = MESSAGE_WINDOW
+    state.pop("pending", None)
+    state.go_to = "chat"
+
+
+def start_fresh(app: App) -> None:
+    open_conversation(app.service.new_conversation())
+
+
+def show_history() -> None:
+    state.table_key = state.get("table_key", 0) + 1  # a fresh table starts with no row selected
+    state.go_to = "history"
+
+
+def notify(text: str, kind: str = "success", undo: str | None = None) -> None:
+    """A message shown once, at the top of the next run; `undo` is a deleted id to offer back."""
+    state.notice = (kind, text, undo)
+
+
+def show_notice(app: App) -> None:
+    if "notice" not in state:
+        return
+    kind, text, undo = state.pop("notice")
+    getattr(st, kind)(text)
+    if undo:
+        st.button("Undo", icon=":material/undo:", key="undo_delete", on_click=restore, args=(app, undo))
+
+
+def restore(app: App, conversation_id: str) -> None:
+    """Bring a deleted conversation back from the trash and open it."""
+    try:
+        app.store.restore(conversation_id)
+        open_conversation(app.service.open(conversation_id))
+    except (ConversationNotFound, FileExistsError) as error:
+        notify(f"Could not restore it: {error}", "error")
+
+
+def delete(app: App, conversation: Conversation) -> None:
+    """Move a conversation to the trash, offering Undo; the chat moves on to a fresh one if it was open."""
+    with contextlib.suppress(ConversationNotFound):  # deleted in another tab already
+        app.store.delete(conversation.id)
+    if state.conversation.id == conversation.id:
+        start_fresh(app)
+        state.go_to = None
+    notify(f"Deleted “{conversation.title}”. History → Recently deleted brings it back.",
+           undo=conversation.id)
+
+
+def reload_after(app: App, error: Exception) -> None:
+    """Another tab changed the conversation: show it as saved now, and say so."""
+    notify(str(error), "warning")
+    try:
+        state.conversation = app.service.open(state.conversation.id)
+    except ConversationNotFound:
+        start_fresh(app)
