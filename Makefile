@@ -60,6 +60,7 @@ bench: $(VENV)/.dev-installed browser
 	$(PY) -m bench.rerun_bench
 	$(PY) -m bench.memory_bench
 	$(PY) -m bench.search_bench
+	$(PY) -m bench.insights_bench
 	$(PY) -m bench.local_bench
 
 clean:

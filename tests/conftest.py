@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatbot.settings import SETTING_NAMES
-from history import search_index, summary_cache
+from history import insights_cache, search_index, summary_cache
 from tests.apptest import visit
 from tests.openai_server import OpenAIServer
 
@@ -22,12 +22,14 @@ def history_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def fresh_process_cache():
-    """Each test starts like a new process, with no summaries or search text in memory."""
+    """Each test starts like a new process, with no summaries, search text or insights in memory."""
     summary_cache.forget_all()
     search_index.forget_all()
+    insights_cache.forget_all()
     yield
     summary_cache.forget_all()
     search_index.forget_all()
+    insights_cache.forget_all()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,401 @@
+"""Insights: exact figures from a small known history, the date filter, odd files, the cache and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from history.insights import (
+    COLUMNS,
+    answer_sources,
+    between,
+    daily_activity,
+    feedback_by_day,
+    headline,
+    message_rows,
+    messages_frame,
+    reply_times,
+    to_csv,
+    top_first_questions,
+)
+from history.insights_cache import cache_for, insight_rows
+from history.json_store import JsonHistoryStore
+from history.models import Conversation, make_message
+
+DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+NAN = math.nan
+
+
+def user(text: str, at: str, **extra) -> dict:
+    return make_message("user", text, created_at=at, **extra)
+
+
+def reply(at: str, latency=None, first=None, usage=None, **extra) -> dict:
+    """A model answer unless `source` says otherwise."""
+    details = {} if latency is None else {"latency_ms": latency, "first_token_ms": first}
+    if usage:
+        details["usage"] = usage
+    return make_message("assistant", "…", created_at=at, **details, **extra)
+
+
+def tokens(prompt: int, completion: int, total: int | None = None) -> dict:
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+    return usage if total is None else {**usage, "total_tokens": total}
+
+
+# Four conversations over three UTC days (2026-03-01 to 03-03). Model answers: latency / first token / tokens.
+HISTORY = {
+    "a": [  # day 1: two model answers, one up, one down
+        user("What is Python?", "2026-03-01T10:00:00.000Z"),
+        reply("2026-03-01T10:00:01.000Z", 1000, 200, tokens(10, 20, 30), feedback="up"),
+        user("And Java?", "2026-03-01T10:01:00.000Z"),
+        reply("2026-03-01T10:01:03.000Z", 3000, 400, tokens(15, 25, 40), feedback="down"),
+    ],
+    "b": [  # starts late on day 1; its scripted answer lands on day 2, unrated
+        user("what is python", "2026-03-01T23:59:00.000Z"),
+        reply("2026-03-02T00:00:30.000Z", source="scripted"),
+    ],
+    "c": [  # day 3: a fallback, a model answer, and a stopped one (its latency is left out)
+        user("¿Cómo cambio mi contraseña?", "2026-03-03T08:00:00.000Z"),
+        reply("2026-03-03T08:00:01.000Z", source="fallback"),
+        user("hello", "2026-03-03T08:05:00.000Z"),
+        reply("2026-03-03T08:05:02.000Z", 2000, 300, {"total_tokens": 50}, feedback="up"),
+        user("more", "2026-03-03T08:06:00.000Z"),
+        reply("2026-03-03T08:06:00.500Z", 500, 100, tokens(5, 5, 10), status="stopped", feedback="down"),
+    ],
+    "d": [  # a system prompt (not a row), then a time with an offset: 01:30+02:00 is day 3 in UTC
+        make_message("system", "Be brief.", created_at="2026-03-03T23:00:00.000Z"),
+        user("what is python", "2026-03-04T01:30:00+02:00"),
+        reply("2026-03-03T23:30:04.000Z", 4000, 600, tokens(12, 8), feedback="up"),
+    ],
+}
+
+
+def save(store: JsonHistoryStore, cid: str, messages: list[dict]) -> None:
+    store.create(Conversation(id=cid, model="m", created_at=messages[0]["created_at"], messages=messages))
+
+
+@pytest.fixture
+def store(tmp_path) -> JsonHistoryStore:
+    store = JsonHistoryStore(tmp_path / "conversations")
+    for cid, messages in HISTORY.items():
+        save(store, cid, messages)
+    return store
+
+
+@pytest.fixture
+def frame(store) -> pd.DataFrame:
+    return insight_rows(store)
+
+
+def days(table: pd.DataFrame) -> list[date]:
+    return [moment.date() for moment in table.index]
+
+
+def column(table: pd.DataFrame, name: str) -> list:
+    return [None if pd.isna(value) else value for value in table[name]]
+
+
+def test_one_row_per_user_or_assistant_message_with_compact_types(frame):
+    assert list(frame.columns) == COLUMNS
+    assert len(frame) == 14  # the system message is not a row
+    assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
+    for name in ("conversation_id", "role", "source", "feedback", "status"):
+        assert frame[name].dtype == "category", name
+    assert frame["latency_ms"].dtype == "Int32"
+    d = frame[frame["conversation_id"] == "d"]
+    assert list(d["created_at"]) == [
+        pd.Timestamp("2026-03-03T23:30:00Z"),
+        pd.Timestamp("2026-03-03T23:30:04Z"),
+    ]
+    assert column(d, "source") == [None, "model"]
+    assert column(d, "total_tokens") == [None, 20]  # prompt + completion when no total was reported
+    assert column(d, "first_question") == ["what is python", None]
+    c = frame[frame["conversation_id"] == "c"]
+    assert column(c, "source") == [None, "fallback", None, "model", None, "model"]
+    assert column(c, "status") == [None] * 5 + ["stopped"]
+    assert column(c, "first_question") == ["¿Cómo cambio mi contraseña?"] + [None] * 5
+    assert frame.groupby("conversation_id", observed=True)["starts_conversation"].sum().to_dict() == {
+        "a": 1,
+        "b": 1,
+        "c": 1,
+        "d": 1,
+    }
+
+
+def test_daily_activity_counts_conversations_on_the_day_of_their_first_message(frame):
+    daily = daily_activity(frame)
+    assert days(daily) == [DAY1, DAY2, DAY3]
+    assert column(daily, "conversations") == [2, 0, 2]
+    assert column(daily, "messages") == [5, 1, 8]
+
+
+def test_daily_activity_fills_quiet_days_with_zero():
+    quiet = Conversation(
+        id="q", messages=[user("hi", "2026-03-01T12:00:00Z"), user("back", "2026-03-04T12:00:00Z")]
+    )
+    daily = daily_activity(messages_frame([quiet]))
+    assert days(daily) == [DAY1, DAY2, DAY3, date(2026, 3, 4)]
+    assert column(daily, "conversations") == [1, 0, 0, 0]
+    assert column(daily, "messages") == [1, 0, 0, 1]
+
+
+def test_reply_times_per_day_for_model_answers_only(frame):
+    times = reply_times(frame)
+    assert days(times) == [DAY1, DAY2, DAY3]
+    assert column(times, "latency_median_ms") == [2000.0, None, 3000.0]  # day 3 leaves out the stopped reply
+    assert column(times, "latency_p90_ms") == [2800.0, None, 3800.0]
+    assert column(times, "first_token_median_ms") == [300.0, None, 300.0]  # 100, 300, 600
+    assert column(times, "total_tokens") == [70, 0, 80]
+
+
+def test_feedback_by_day(frame):
+    feedback = feedback_by_day(frame)
+    assert days(feedback) == [DAY1, DAY2, DAY3]
+    assert column(feedback, "up") == [1, 0, 2]
+    assert column(feedback, "down") == [1, 0, 1]
+    assert column(feedback, "share_up") == [0.5, None, 2 / 3]
+
+
+def test_answer_sources_always_lists_all_three(frame):
+    sources = answer_sources(frame)
+    assert sources["answers"].to_dict() == {"model": 5, "scripted": 1, "fallback": 1}
+    assert sources["share"].to_dict() == {"model": 5 / 7, "scripted": 1 / 7, "fallback": 1 / 7}
+    scripted_only = answer_sources(frame[frame["source"] == "scripted"])
+    assert scripted_only["answers"].to_dict() == {"model": 0, "scripted": 1, "fallback": 0}
+
+
+def test_top_first_questions_group_spellings_under_the_most_common(frame):
+    top = top_first_questions(frame)
+    assert top.to_dict("list") == {
+        "question": ["what is python", "¿Cómo cambio mi contraseña?"],
+        "conversations": [3, 1],
+    }
+    assert top_first_questions(frame, n=1)["question"].tolist() == ["what is python"]
+
+
+def test_top_first_questions_ignore_case_spaces_and_trailing_punctuation():
+    asked = [
+        ("p1", "  How do I   reset my password?! ", "2026-03-01T09:00:00Z"),
+        ("p2", "how do i reset\nmy password", "2026-03-01T10:00:00Z"),
+        ("p3", "HOW DO I RESET MY PASSWORD.", "2026-03-02T10:00:00Z"),
+        ("h1", "Hello", "2026-03-01T08:00:00Z"),
+        ("h2", "hello!", "2026-03-02T08:00:00Z"),
+        ("h3", "hello", "2026-03-03T08:00:00Z"),
+        ("x1", "?!.", "2026-03-01T08:00:00Z"),  # nothing left to group by
+    ]
+    conversations = [Conversation(id=cid, messages=[user(text, at)]) for cid, text, at in asked]
+    top = top_first_questions(messages_frame(conversations))
+    # 3 each: the earlier-asked question first; no spelling is more common, so the earliest one names it
+    assert top.to_dict("list") == {
+        "question": ["Hello", "  How do I   reset my password?! "],
+        "conversations": [3, 3],
+    }
+
+
+def test_headline(frame):
+    assert headline(frame) == {
+        "conversations": 4,
+        "active_conversations": 4,
+        "messages": 14,
+        "median_latency_ms": 2500.0,  # 1000, 2000, 3000, 4000: the stopped reply is left out
+        "thumbs_up_share": 3 / 5,
+        "scripted_share": 1 / 7,
+    }
+
+
+def test_between_keeps_whole_utc_days_at_both_ends(frame):
+    assert len(between(frame, None, None)) == 14
+    assert len(between(frame, DAY1, DAY1)) == 5
+    assert len(between(frame, None, DAY1)) == 5
+    assert len(between(frame, DAY2, None)) == 9
+    assert len(between(frame, DAY3, DAY3)) == 8
+    assert len(between(frame, date(2026, 3, 4), None)) == 0
+    late = between(frame, DAY2, DAY3)
+    assert column(daily_activity(late), "conversations") == [0, 2]  # b started on day 1
+    assert headline(late)["conversations"] == 2
+    assert headline(late)["active_conversations"] == 3
+
+
+def test_ill_typed_fields_count_as_missing(store):
+    odd = {
+        "schema_version": 1,
+        "id": "odd",
+        "title": "hand-edited",
+        "created_at": "2026-03-02T00:00:00Z",
+        "messages": [
+            {"role": "user", "content": "Is this a question", "created_at": 12345},
+            {
+                "role": "assistant",
+                "content": "a",
+                "created_at": "yesterday",
+                "latency_ms": "fast",
+                "first_token_ms": True,
+                "usage": "lots",
+                "feedback": 1,
+                "source": ["scripted"],
+                "status": {"stopped": True},
+            },
+            {
+                "role": "assistant",
+                "content": "b",
+                "created_at": "2026-03-02T12:00:00",  # no zone: UTC
+                "latency_ms": 812.6,
+                "first_token_ms": -5,
+                "usage": {"prompt_tokens": "12", "completion_tokens": None, "total_tokens": 1e12},
+                "feedback": "UP",
+                "source": "oracle",
+            },
+        ],
+    }
+    (store.root / "odd.json").write_text(json.dumps(odd), encoding="utf-8")
+    frame = insight_rows(store)
+    rows = frame[frame["conversation_id"] == "odd"]
+    assert column(rows, "created_at") == [None, None, pd.Timestamp("2026-03-02T12:00:00Z")]
+    assert column(rows, "source") == [None, "model", "model"]
+    assert column(rows, "latency_ms") == [None, None, 813]
+    for name in ("first_token_ms", "prompt_tokens", "completion_tokens", "total_tokens"):
+        assert column(rows, name) == [None, None, None], name
+    for name in ("feedback", "status"):
+        assert column(rows, name) == [None, None, None], name
+    assert column(rows, "first_question") == ["Is this a question", None, None]
+    assert column(daily_activity(frame), "messages") == [5, 2, 8]  # the undated rows are on no day
+    assert headline(frame)["messages"] == 17
+    assert len(between(frame, None, None)) == 17
+    assert len(between(frame, DAY1, DAY3)) == 15
+
+
+def test_message_rows_are_plain_tuples_in_column_order():
+    conversation = Conversation(id="t", messages=["not a message", *HISTORY["d"]])  # built in memory
+    rows = message_rows(conversation)
+    no_numbers = (None,) * 5
+    assert rows == [
+        ("t", "2026-03-04T01:30:00+02:00", "user", None, *no_numbers, None, "what is python", None, True),
+        (
+            "t",
+            "2026-03-03T23:30:04.000Z",
+            "assistant",
+            "model",
+            4000,
+            600,
+            12,
+            8,
+            20,
+            "up",
+            None,
+            None,
+            False,
+        ),
+    ]
+    assert messages_frame(rows).equals(messages_frame([conversation]))
+
+
+def test_the_cache_reads_only_changed_files_and_drops_deleted_ones(store):
+    first = insight_rows(store)
+    cache = cache_for(store.root)
+    assert (cache.stats.files, cache.stats.parsed) == (4, 4)
+    again = insight_rows(JsonHistoryStore(store.root))  # another session's store object: same cache
+    assert cache.stats.parsed == 0
+    assert again.equals(first)
+
+    store.append("a", user("Thanks!", "2026-03-03T09:00:00.000Z"))
+    save(store, "e", [user("New here", "2026-03-03T10:00:00.000Z")])
+    store.delete("b")
+    changed = insight_rows(store)
+    assert cache.stats.names == ["a.json", "e.json"]
+    assert (cache.stats.files, cache.stats.parsed, cache.stats.removed) == (4, 2, 1)
+    counts = changed["conversation_id"].value_counts().to_dict()
+    assert counts == {"a": 5, "c": 6, "d": 2, "e": 1}  # no category is left for the deleted one
+    assert changed["conversation_id"].dtype == "category"
+    assert column(daily_activity(changed), "messages") == [4, 0, 10]
+
+    store.restore("b")  # moved back: the file has a new key, so it is read again
+    assert len(insight_rows(store)) == 16
+    assert cache.stats.names == ["b.json"]
+
+
+def test_deleting_every_conversation_leaves_an_empty_frame_the_figures_accept(store):
+    insight_rows(store)
+    for cid in HISTORY:
+        store.delete(cid)
+    frame = insight_rows(store)
+    assert cache_for(store.root).stats.removed == 4
+    assert len(frame) == 0
+    assert list(frame.columns) == COLUMNS
+    assert daily_activity(frame).empty
+    assert reply_times(frame).empty
+    assert feedback_by_day(frame).empty
+    assert top_first_questions(frame).empty
+    assert answer_sources(frame)["answers"].to_dict() == {"model": 0, "scripted": 0, "fallback": 0}
+    assert headline(frame)["median_latency_ms"] is None
+
+
+class MemoryStore:
+    """Another HistoryStore, without files: insight_rows reads each conversation through get()."""
+
+    def __init__(self, conversations: list[Conversation]) -> None:
+        self.conversations = {conversation.id: conversation for conversation in conversations}
+
+    def list(self) -> list:
+        return [conversation.summary() for conversation in self.conversations.values()]
+
+    def get(self, conversation_id: str) -> Conversation:
+        return self.conversations[conversation_id]
+
+
+def test_other_stores_are_read_whole():
+    store = MemoryStore([Conversation(id=cid, messages=messages) for cid, messages in HISTORY.items()])
+    frame = insight_rows(store)
+    assert len(frame) == 14
+    assert headline(frame)["median_latency_ms"] == 2500.0
+
+
+def test_changing_a_returned_frame_does_not_change_the_cache(store):
+    frame = insight_rows(store)
+    frame["latency_ms"] = 1
+    frame.loc[0, "created_at"] = pd.NaT
+    del frame["role"]
+    assert len(insight_rows(store)) == 14
+    assert headline(insight_rows(store))["median_latency_ms"] == 2500.0
+
+
+def test_sessions_share_one_cache_across_threads(store):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(lambda _: len(insight_rows(JsonHistoryStore(store.root))), range(16)))
+    assert sizes == [14] * 16
+
+
+def test_csv_is_utf8_with_iso_times(frame):
+    data = to_csv(frame)
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    assert list(rows[0]) == COLUMNS
+    assert len(rows) == 14
+    assert rows[0] == {
+        "conversation_id": "a",
+        "created_at": "2026-03-01T10:00:00.000Z",
+        "role": "user",
+        "source": "",
+        "latency_ms": "",
+        "first_token_ms": "",
+        "prompt_tokens": "",
+        "completion_tokens": "",
+        "total_tokens": "",
+        "feedback": "",
+        "first_question": "What is Python?",
+        "status": "",
+        "starts_conversation": "True",
+    }
+    assert rows[1]["latency_ms"] == "1000"
+    assert rows[1]["total_tokens"] == "30"
+    assert [row["created_at"] for row in rows[-2:]] == [
+        "2026-03-03T23:30:00.000Z",
+        "2026-03-03T23:30:04.000Z",
+    ]
+    assert "¿Cómo cambio mi contraseña?".encode() in data
