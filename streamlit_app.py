@@ -10,7 +10,7 @@ import functools
 
 import streamlit as st
 
-from app_pages import chat, history, sidebar
+from app_pages import chat, history, insights, sidebar
 from app_pages.shared import App, open_conversation, show_notice, state
 from chatbot.access import resolve_access
 from chatbot.chat import ChatService
@@ -102,6 +102,8 @@ app.pages = {
                     url_path="chat", default=True),
     "history": st.Page(functools.partial(history.render, app), title="History",
                        icon=":material/history:", url_path="history"),
+    "insights": st.Page(functools.partial(insights.render, app), title="Insights",
+                        icon=":material/insights:", url_path="insights"),
 }
 page = st.navigation(list(app.pages.values()))
 sidebar.render(app)

@@ -94,7 +94,7 @@ def render_actions(app: App, conversation_id: str) -> None:
 
 def render(app: App) -> None:
     st.subheader("Saved conversations")
-    query_column, dates_column, manage_column = st.columns([3, 2, 1], vertical_alignment="bottom")
+    query_column, dates_column, manage_column = st.columns([5, 4, 2], vertical_alignment="bottom")
     query = query_column.text_input("Search", placeholder="Search every message", icon=":material/search:")
     dates = dates_column.date_input("Updated between", value=(), format="YYYY-MM-DD")
     managing = manage_column.toggle("Manage", help="Pick a row to rename or delete it instead of opening it.")

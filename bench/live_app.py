@@ -66,10 +66,13 @@ def _wait_healthy(app: LiveApp) -> None:
 
 
 @contextlib.contextmanager
-def streamlit_app(history_dir: Path, model_url: str, script: str = "streamlit_app.py") -> Iterator[LiveApp]:
+def streamlit_app(
+    history_dir: Path, model_url: str, script: str = "streamlit_app.py", **settings: str
+) -> Iterator[LiveApp]:
     """`streamlit run <script>` on a free port, answering through `model_url`, saving to `history_dir`."""
     env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
     env.update(OPENAI_BASE_URL=model_url, CHATBOT_HISTORY_DIR=str(history_dir), CHATBOT_MAX_RETRIES="0")
+    env.update(settings)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-app-") as scratch:
         log = Path(scratch) / "streamlit.log"

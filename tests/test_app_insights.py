@@ -1,0 +1,69 @@
+"""The Insights page (AppTest) over a history with known numbers (the one tests/test_insights.py checks)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from history.json_store import JsonHistoryStore
+from tests.test_insights import HISTORY, save
+
+
+@pytest.fixture
+def insights(new_visit, history_dir):
+    """The Insights page of a visit to a history of four known conversations."""
+    store = JsonHistoryStore(history_dir)
+    for cid, messages in HISTORY.items():
+        save(store, cid, messages)
+    at = new_visit()
+    at.session_state["go_to"] = "insights"
+    return at.run()
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def numbers(at, column: str):
+    """The table, under a chart's "Numbers", that has this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_the_headline_figures_match_the_history(insights):
+    assert not insights.exception
+    assert insights.subheader[0].value == "Insights"
+    assert metrics(insights) == {
+        "Conversations": "4",
+        "Messages": "14",
+        "Median reply time": "2.5 s",
+        "Thumbs up": "60%",
+        "Scripted": "14%",
+    }
+
+
+def test_each_chart_has_its_numbers(insights):
+    activity = numbers(insights, "conversations")
+    assert activity["conversations"].tolist() == [2, 0, 2] and activity["messages"].tolist() == [5, 1, 8]
+    assert numbers(insights, "answers")["answers"].to_dict() == {"model": 5, "scripted": 1, "fallback": 1}
+    feedback = numbers(insights, "share_up")
+    assert feedback["up"].tolist() == [1, 0, 2] and feedback["down"].tolist() == [1, 0, 1]
+    assert numbers(insights, "latency_median_ms")["latency_median_ms"].tolist()[0] == 2000
+    assert numbers(insights, "question").to_dict("list") == {
+        "question": ["what is python", "¿Cómo cambio mi contraseña?"],
+        "conversations": [3, 1],
+    }
+    assert [b.label for b in insights.get("download_button")] == ["Download messages (CSV)"]
+
+
+def test_the_date_range_narrows_every_figure(insights):
+    insights.date_input[0].set_value((date(2026, 3, 3), date(2026, 3, 3))).run()
+    assert metrics(insights)["Messages"] == "8" and metrics(insights)["Conversations"] == "2"
+    assert numbers(insights, "answers")["answers"].to_dict() == {"model": 3, "scripted": 0, "fallback": 1}
+
+
+def test_an_empty_history_says_insights_come_with_use(new_visit):
+    at = new_visit()
+    at.session_state["go_to"] = "insights"
+    at.run()
+    assert at.info[0].value.startswith("No conversations yet.")
