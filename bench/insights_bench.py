@@ -5,14 +5,18 @@ Baseline, measured in the same run: read every file and build the frame from scr
 Target: every step of the page takes under 1 s at 10,000 conversations.
 The folder is written as JsonHistoryStore writes it (its encoder; no fsync, to save minutes), then
 listed once so .index.json exists as in a deployment; the changes go through JsonHistoryStore.append.
+Cold is measured without .insights-index (deleted first), with it, with it and 10 files changed
+since it was written, and in a fresh interpreter with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import history_data as data
+from bench.insights_data import DAYS, answer, fill
 from bench.report import (
     add_quiet_options,
     load_average,
@@ -35,80 +40,15 @@ from bench.report import (
     wait_for_quiet,
 )
 from history import insights, insights_cache, summary_cache
-from history.json_store import JsonHistoryStore, encode, read_file
-from history.models import Conversation, make_message
+from history.atomic import write_atomic
+from history.json_store import JsonHistoryStore, read_file
+from history.models import make_message
 
 REPEAT = 5
+FRESH_RUNS = 3  # fresh interpreters, each paying the imports
+REPO = Path(__file__).resolve().parents[1]
 CHANGED = 10  # files rewritten before each "after a change" sample
 TARGET = 1.0  # seconds
-DAYS = 90
-QUESTIONS = [
-    "What is the capital of France?",
-    "How do I reset my password?",
-    "Can you summarise this article?",
-    "Write a haiku about autumn",
-    "What's the weather like today?",
-    "How do I sort a list in Python?",
-    "Translate 'good morning' into Spanish",
-    "What are your opening hours?",
-    "Explain recursion simply",
-    "Give me a recipe for pancakes",
-] + [f"Question number {k} about the product" for k in range(40)]
-
-
-def spelling(question: str, rng: random.Random) -> str:
-    """The same question as people type it: case, spaces and trailing punctuation vary."""
-    variant = rng.choice((str, str.lower, str.upper, lambda q: q.rstrip("?!.") + "?!"))(question)
-    return variant.replace(" ", "  ", 1) if rng.random() < 0.1 else variant
-
-
-def answer(rng: random.Random, at: str) -> dict:
-    """A reply: mostly the model's with timings and usage, some scripted or fallback, some rated."""
-    source = rng.choices(("model", "scripted", "fallback"), (85, 12, 3))[0]
-    extra: dict = {}
-    if source == "model":
-        prompt, completion = rng.randint(20, 2000), rng.randint(5, 800)
-        extra = {
-            "latency_ms": rng.randint(300, 8000),
-            "first_token_ms": rng.randint(80, 1500),
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
-        if rng.random() < 0.03:
-            extra["status"] = rng.choice(("stopped", "interrupted"))
-    else:
-        extra["source"] = source
-    rating = rng.random()
-    if rating < 0.15:
-        extra["feedback"] = "up" if rating < 0.11 else "down"
-    return make_message("assistant", data.REPLY, created_at=at, **extra)
-
-
-def conversation(n: int, total: int, messages: int) -> Conversation:
-    """Conversation c<n>, started at an even spread over DAYS days, a message every ~40 s."""
-    rng = random.Random(n)
-    start = int(n * DAYS * 86_400 / total)
-    conv = Conversation(id=f"c{n:06d}", model="bench-model", created_at=data.stamp(start))
-    question = spelling(rng.choice(QUESTIONS), rng)
-    for k in range(messages):
-        at = data.stamp(start + k * 40 + rng.randint(0, 20))
-        if k % 2:
-            conv.add(answer(rng, at))
-        else:
-            conv.add(make_message("user", question if k == 0 else data.text(n, k), created_at=at))
-    return conv
-
-
-def fill(root: Path, conversations: int, messages: int) -> None:
-    root.mkdir(parents=True)
-    for n in range(conversations):
-        conv = conversation(n, conversations, messages)
-        (root / f"{conv.id}.json").write_bytes(encode(conv))
-    summary_cache.forget_all()
-    JsonHistoryStore(root).list()  # writes .index.json, as a deployment has one
 
 
 def new_process() -> None:
@@ -144,19 +84,57 @@ def timed_cpu(action, repeat: int = REPEAT, before=None) -> dict[str, list[float
     return samples
 
 
-def measure(root: Path, conversations: int) -> dict:
-    store = JsonHistoryStore(root)
-    r: dict = {"cold": timed_cpu(lambda: insights_cache.insight_rows(store), before=new_process)}
-    cache = insights_cache.cache_for(store.root)
-    if cache.stats.parsed != conversations:
-        raise AssertionError(f"cold read {cache.stats.parsed} files, expected {conversations}")
+# Run in a fresh interpreter: the imports, then the first insight_rows(), as after a server restart.
+PROBE = """
+import json, sys, time
+started = time.perf_counter()
+from history.insights_cache import cache_for, insight_rows
+from history.json_store import JsonHistoryStore
+imported, cpu = time.perf_counter(), time.process_time()
+store = JsonHistoryStore(sys.argv[1])
+insight_rows(store)
+wall, cpu = time.perf_counter() - imported, time.process_time() - cpu
+stats = cache_for(store.root).stats
+print(json.dumps([imported - started, wall, cpu, stats.parsed, stats.index_loaded]))
+"""
+
+
+def fresh(root: Path) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {"wall": [], "cpu": [], "imports": []}
+    for _ in range(FRESH_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(root)], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+        imports, wall, cpu, parsed, loaded = json.loads(out)
+        if parsed or not loaded:
+            raise AssertionError(f"a fresh interpreter read {parsed} files (index loaded: {loaded})")
+        samples["imports"].append(imports)
+        samples["wall"].append(wall)
+        samples["cpu"].append(cpu)
+    return samples
+
+
+def expect(cache: insights_cache.InsightCache, parsed: int, loaded: bool, what: str) -> None:
+    if (cache.stats.parsed, cache.stats.index_loaded) != (parsed, loaded):
+        stats = cache.stats
+        raise AssertionError(f"{what}: read {stats.parsed} files, index loaded {stats.index_loaded}")
+
+
+def verify(store: JsonHistoryStore, root: Path) -> pd.DataFrame:
     frame = insights_cache.insight_rows(store)
     expected = baseline(root)
     if insights.headline(frame) != insights.headline(expected) or len(frame) != len(expected):
         raise AssertionError("the cached frame differs from the one built from scratch")
-    r["rows"], r["frame_mb"] = len(frame), frame.memory_usage(deep=True).sum() / 2**20
-    r["warm"] = timed_cpu(lambda: insights_cache.insight_rows(store))
+    return frame
+
+
+def measure(root: Path, conversations: int) -> dict:
+    store = JsonHistoryStore(root)
+    index = root / insights_cache.INDEX_NAME
     turn = iter(range(10**6))
+
+    def rows() -> pd.DataFrame:
+        return insights_cache.insight_rows(store)
 
     def change() -> None:
         k = next(turn)
@@ -168,12 +146,40 @@ def measure(root: Path, conversations: int) -> dict:
                 answer(random.Random(k), data.stamp(DAYS * 86_400 + k)),
             )
 
-    r["changed"] = timed_cpu(lambda: insights_cache.insight_rows(store), before=change)
-    if cache.stats.parsed != CHANGED:
-        raise AssertionError(f"after {CHANGED} changes the cache read {cache.stats.parsed} files")
-    frame = insights_cache.insight_rows(store)
+    def restart_after_change() -> None:
+        """An index that is up to date, then CHANGED files rewritten while the server is down."""
+        new_process()
+        interval, insights_cache.SAVE_INTERVAL = insights_cache.SAVE_INTERVAL, 0.0
+        try:
+            rows()  # saves what the previous sample changed
+        finally:
+            insights_cache.SAVE_INTERVAL = interval
+        change()
+        new_process()
+
+    r: dict = {"cold": timed_cpu(rows, before=lambda: (new_process(), index.unlink(missing_ok=True)))}
+    cache = insights_cache.cache_for(store.root)
+    expect(cache, conversations, False, "cold without an index")
+    if not cache.stats.index_saved:
+        raise AssertionError("the cold read did not write the index")
+    verify(store, root)
+    r["index_mb"] = index.stat().st_size / 2**20
+    r["cold_index"] = timed_cpu(rows, before=new_process)
+    expect(insights_cache.cache_for(store.root), 0, True, "cold with the index")
+    verify(store, root)
+    r["fresh"] = fresh(root)
+    r["cold_index_changed"] = timed_cpu(rows, before=restart_after_change)
+    cache = insights_cache.cache_for(store.root)
+    expect(cache, CHANGED, True, f"cold with the index and {CHANGED} changes")
+    frame = verify(store, root)
+    r["rows"], r["frame_mb"] = len(frame), frame.memory_usage(deep=True).sum() / 2**20
+    r["save"] = timed_cpu(lambda: write_atomic(index, insights_cache.encode_index(cache._keys, cache._frame)))
+    r["warm"] = timed_cpu(rows)
+    r["changed"] = timed_cpu(rows, before=change)
+    expect(cache, CHANGED, False, f"warm after {CHANGED} changes")
+    frame = rows()
     r["figures"] = timed_cpu(lambda: figures(frame))
-    r["page"] = timed_cpu(lambda: figures(insights_cache.insight_rows(store)))
+    r["page"] = timed_cpu(lambda: figures(rows()))
     r["baseline"] = timed_cpu(lambda: baseline(root))
     return r
 
@@ -192,30 +198,36 @@ def check(samples: dict[str, list[float]], why: str = "") -> str:
 
 
 STEPS = [
-    ("cold", "Cold: first `insight_rows()` in the process (listing + read every file)"),
+    ("cold", "Cold, no index file: first `insight_rows()` in a process (list, read every file, save index)"),
+    ("cold_index", "Cold, index file present: listing + load `.insights-index`, nothing changed"),
+    ("cold_index_changed", f"Cold, index file present, {CHANGED} files changed since it was written"),
+    ("fresh", "Cold, index file present, in a fresh interpreter (after its imports)"),
     ("warm", "Warm, nothing changed"),
     ("changed", f"Warm, {CHANGED} files changed"),
     ("figures", "All six figures on the frame"),
     ("page", "Warm page: `insight_rows()` + all six figures"),
 ]
-COLD_WHY = "it reads and validates every file, once per process, as the baseline does on every call"
+COMPARED = {"cold", "cold_index", "cold_index_changed", "fresh", "warm", "changed"}
+COLD_WHY = "it reads and validates every file, as the baseline does on every call; then the index spares it"
 
 
 def report(r: dict, conversations: int, messages: int) -> None:
     base = median(r["baseline"]["wall"])
     rows = []
     for key, label in STEPS:
-        ratio = f"{base / median(r[key]['wall']):,.1f}×" if key in ("cold", "warm", "changed") else "—"
+        ratio = f"{base / median(r[key]['wall']):,.1f}×" if key in COMPARED else "—"
         rows.append(
             [label, cell(r[key]), ratio, "under 1 s", check(r[key], COLD_WHY if key == "cold" else "")]
         )
+    rows.append(["Writing the index file (encode + atomic write, fsync)", cell(r["save"]), "—", "—", "—"])
     rows.append(["Baseline: read every file, build the frame", cell(r["baseline"]), "1×", "—", "—"])
     headers = ["Step", "Wall (median, p90); CPU median", "Baseline ÷ this", "Target", "Result"]
     title = (
         f"Insights at {conversations:,} conversations × {messages} messages "
-        f"({r['rows']:,} rows, frame {r['frame_mb']:.0f} MB in memory)"
+        f"({r['rows']:,} rows, frame {r['frame_mb']:.0f} MB in memory, index file {r['index_mb']:.1f} MB)"
     )
-    section(title, table(headers, rows))
+    imports = f"Fresh interpreter, imports of insights_cache and json_store: {spread(r['fresh']['imports'])}"
+    section(title, table(headers, rows) + "\n\n" + imports)
 
 
 def main() -> None:

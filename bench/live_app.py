@@ -67,15 +67,19 @@ def _wait_healthy(app: LiveApp) -> None:
 
 @contextlib.contextmanager
 def streamlit_app(
-    history_dir: Path, model_url: str, script: str = "streamlit_app.py", **settings: str
+    history_dir: Path, model_url: str, script: str = "streamlit_app.py", secrets: str = "", **settings: str
 ) -> Iterator[LiveApp]:
-    """`streamlit run <script>` on a free port, answering through `model_url`, saving to `history_dir`."""
+    """`streamlit run <script>` on a free port, answering through `model_url`, saving to `history_dir`.
+
+    `secrets` is the text of the app's secrets.toml (none by default: a developer's must not leak in).
+    """
     env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
     env.update(OPENAI_BASE_URL=model_url, CHATBOT_HISTORY_DIR=str(history_dir), CHATBOT_MAX_RETRIES="0")
     env.update(settings)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-app-") as scratch:
         log = Path(scratch) / "streamlit.log"
+        (Path(scratch) / "secrets.toml").write_text(secrets, encoding="utf-8")
         command = [
             sys.executable,
             "-m",
@@ -93,7 +97,7 @@ def streamlit_app(
             "--server.fileWatcherType",
             "none",
             "--secrets.files",
-            str(Path(scratch) / "no-secrets.toml"),
+            str(Path(scratch) / "secrets.toml"),
         ]
         with log.open("wb") as sink:
             process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from history.json_store import encode
 from history.models import Conversation, InvalidConversation
-from history.store import ConversationNotFound, HistoryStore
+from history.store import ConversationNotFound, HistoryStore, readable_conversations
 
 README_NAME = "README.txt"
 _SLUG_LENGTH = 50
@@ -155,14 +155,20 @@ def all_conversations_zip(store: HistoryStore) -> bytes:
     buffer = io.BytesIO()
     exported = 0
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for summary in store.list():
-            try:
-                conversation = store.get(summary.id)
-            except ConversationNotFound:
-                continue  # deleted since the listing
-            except InvalidConversation as error:
-                skipped.append((f"{summary.id}.json", str(error)))
-                continue
+        summaries = store.list()
+        readable = readable_conversations(store, summaries)  # in bulk where the store can
+        found = next(readable, None)
+        for summary in summaries:
+            if found is not None and found[0] is summary:
+                conversation, found = found[1], next(readable, None)
+            else:  # deleted since the listing, or unreadable: get() says which
+                try:
+                    conversation = store.get(summary.id)
+                except ConversationNotFound:
+                    continue
+                except InvalidConversation as error:
+                    skipped.append((f"{summary.id}.json", str(error)))
+                    continue
             archive.writestr(f"{conversation.id}.json", conversation_json(conversation))
             exported += 1
         archive.writestr(README_NAME, _readme(exported, skipped))

@@ -3,7 +3,8 @@
 Plain functions without Streamlit. `messages_frame` turns conversations into rows of user and
 assistant messages; every figure takes such a frame (or a slice from `between`). Saved files may
 be hand-edited or imported: a field of the wrong type counts as missing, never as an error.
-history.insights_cache keeps the frame of a history folder in memory between page loads.
+history.insights_cache keeps the frame of a history folder in memory between page loads, and in a hidden
+index file between restarts.
 """
 
 from __future__ import annotations

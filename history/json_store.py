@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from history.atomic import Unreadable, exclusive, fsync_dir, read_regular_file, write_atomic
+from history.changes import appending, prepared, replacing_tail, updating, updating_message
 from history.legacy import COPY_ID, LEGACY_ID, continuation_of, legacy_conversation, parse_flask_history
 from history.models import (
     Conversation,
@@ -17,17 +18,13 @@ from history.models import (
     InvalidConversation,
     check_message,
     is_valid_id,
-    utc_now,
 )
-from history.store import ConversationChanged, ConversationNotFound, UnreadableFile
+from history.store import ConversationNotFound, UnreadableFile
 from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
 
 MAX_FILE_BYTES = 20 * 2**20
 LOCKS_DIR = ".locks"
 TRASH_DIR = ".trash"
-_FIXED_FIELDS = frozenset({"id", "schema_version", "created_at", "messages"})
-_TEXT_FIELDS = ("title", "model", "updated_at")
-_MESSAGE_CORE = frozenset({"role", "content", "created_at"})
 _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
@@ -96,40 +93,6 @@ def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummar
     return conversation.summary(read_only=legacy), stat_key(read_info)
 
 
-def _prepared(messages: Iterable[dict]) -> list[dict]:
-    """Validated copies of new messages, stamped with a time if the caller gave none."""
-    batch = []
-    for index, message in enumerate(messages):
-        check_message(message, index)
-        copy = dict(message)
-        copy.setdefault("created_at", utc_now())
-        batch.append(copy)
-    return batch
-
-
-def _check_fields(fields: dict) -> None:
-    """Refuse changes that would break the file before taking any lock."""
-    fixed = sorted(_FIXED_FIELDS & fields.keys())
-    if fixed:
-        raise ValueError(f"{', '.join(fixed)} cannot be changed with update()")
-    for key in _TEXT_FIELDS:
-        if key in fields and not isinstance(fields[key], str):
-            raise TypeError(f"'{key}' must be a string")
-
-
-def _apply(conversation: Conversation, fields: dict) -> None:
-    """Set top-level fields; anything unknown (settings) is kept in `extra`."""
-    for key, value in fields.items():
-        if key in _TEXT_FIELDS:
-            setattr(conversation, key, value)
-        elif key == "titled_by_user":
-            conversation.titled_by_user = bool(value)
-        else:
-            conversation.extra[key] = value
-    if "title" in fields and "titled_by_user" not in fields:
-        conversation.titled_by_user = True  # a chosen title must survive the first message
-
-
 class JsonHistoryStore:
     """HistoryStore on a folder of <id>.json files; safe across threads and processes."""
 
@@ -176,22 +139,11 @@ class JsonHistoryStore:
 
         For the read-only Flask history the messages go to its copy, whose id is returned.
         """
-        batch = _prepared(messages)
-        if model is not None and not isinstance(model, str):
-            raise TypeError("'model' must be a string")
-
-        def change(conversation: Conversation) -> None:
-            for message in batch:
-                conversation.add(message)
-            if model is not None:
-                conversation.model = model
-
-        return self._change(conversation_id, change)
+        return self._change(conversation_id, appending(prepared(messages), model))
 
     def update(self, conversation_id: str, **fields: object) -> Conversation:
         """Change top-level fields (title, model, settings) in one atomic write."""
-        _check_fields(fields)
-        return self._change(conversation_id, lambda conversation: _apply(conversation, fields))
+        return self._change(conversation_id, updating(fields))
 
     def replace_tail(
         self,
@@ -202,42 +154,14 @@ class JsonHistoryStore:
         expected_last: str | None = None,
     ) -> Conversation:
         """Swap messages[start:] for new ones in one atomic write, if nobody changed the tail meanwhile."""
-        batch = _prepared(messages)
-
-        def change(conversation: Conversation) -> None:
-            saved = conversation.messages
-            last = saved[-1].get("created_at") if saved else None
-            if (
-                len(saved) != expected_count
-                or not 0 <= start <= expected_count
-                or (expected_last is not None and last != expected_last)
-            ):
-                raise ConversationChanged(conversation_id)
-            del conversation.messages[start:]
-            for message in batch:
-                conversation.add(message)
-
+        change = replacing_tail(conversation_id, start, prepared(messages), expected_count, expected_last)
         return self._change(conversation_id, change)
 
     def update_message(
         self, conversation_id: str, index: int, created_at: str, /, **fields: object
     ) -> Conversation:
         """Set or (with None) remove a message's extra fields, such as feedback, in one atomic write."""
-        core = sorted(_MESSAGE_CORE & fields.keys())
-        if core:
-            raise ValueError(f"{', '.join(core)} cannot be changed with update_message()")
-
-        def change(conversation: Conversation) -> None:
-            messages = conversation.messages
-            if not 0 <= index < len(messages) or messages[index].get("created_at") != created_at:
-                raise ConversationChanged(conversation_id)
-            for key, value in fields.items():
-                if value is None:
-                    messages[index].pop(key, None)
-                else:
-                    messages[index][key] = value
-
-        return self._change(conversation_id, change)
+        return self._change(conversation_id, updating_message(conversation_id, index, created_at, fields))
 
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, newest first; only changed files are parsed again."""
@@ -282,6 +206,10 @@ class JsonHistoryStore:
             found.append((info.st_ctime, conversation.summary()))
         found.sort(key=lambda item: item[0], reverse=True)
         return [summary for _, summary in found]
+
+    def get_deleted(self, conversation_id: str) -> Conversation:
+        """A conversation in the trash, whole (to copy the trash elsewhere); raises like get()."""
+        return self._load(self.root / TRASH_DIR / self.path_for(conversation_id).name)[0]
 
     def restore(self, conversation_id: str) -> None:
         """Move a deleted conversation back; FileExistsError if the id was reused meanwhile."""

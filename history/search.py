@@ -1,7 +1,9 @@
 """Full-text search over titles and messages: every word must appear, newest first, with a snippet.
 
 Plain functions without Streamlit. On the JSON folder the text comes from history.search_index,
-which parses only files changed since the last search (or since the index file was written).
+which parses only files changed since the last search (or since the index file was written); in a
+database (history/sql_store.py), only conversations whose revision changed since the last search in
+this process are read again. Any other HistoryStore is read whole on every search.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import pandas as pd
 
 from history.json_store import JsonHistoryStore, read_file
 from history.listing import COLUMNS, conversations_table
-from history.models import Conversation, ConversationSummary, InvalidConversation
+from history.models import Conversation, ConversationSummary
 from history.search_index import SEPARATOR, SEPARATOR_BYTES, Doc, doc_from, fold, text_cache_for, utf8
-from history.store import ConversationNotFound, HistoryStore
+from history.store import HistoryStore, readable_conversations
 from history.summary_cache import SUFFIX, StatKey, cache_for, stat_key
 
 SEARCH_COLUMNS = [*COLUMNS, "matches", "snippet"]
@@ -27,6 +29,7 @@ SNIPPET_LENGTH = 160  # characters in a snippet at most, before ellipses
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 _ROLE_LABELS = {"s": "System", "u": "User", "a": "Assistant"}
 _UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so the file is read
+_NO_DOC = Doc(_UNKNOWN_KEY, None, "", b"", 0, 0, 0, 0, 0)
 
 
 class SearchHit(NamedTuple):
@@ -66,18 +69,37 @@ def _documents(store: HistoryStore) -> list[tuple[ConversationSummary, Doc]]:
         wanted = {name: keys.get(name, _UNKNOWN_KEY) for name in names}
         docs = text_cache_for(store.root).docs(wanted, _reader(store.root))
         return [(s, docs[name]) for s, name in zip(summaries, names, strict=True) if name in docs]
+    if hasattr(store, "revisions") and hasattr(store, "cache_key"):
+        return _documents_by_revision(store, summaries)
     return _documents_uncached(store, summaries)
 
 
 def _documents_uncached(store: HistoryStore, summaries: list[ConversationSummary]):
     """Any other store: read each conversation (correct, not fast)."""
-    found = []
-    for summary in summaries:
-        try:
-            found.append((summary, doc_from(store.get(summary.id), _UNKNOWN_KEY)))
-        except (ConversationNotFound, InvalidConversation):
-            continue
-    return found
+    return [
+        (summary, doc_from(conversation, _UNKNOWN_KEY))
+        for summary, conversation in readable_conversations(store, summaries)
+    ]
+
+
+# A database's docs, per (database, owner): {id: doc}, each doc keyed by (revision, 0, 0).
+_revision_docs: dict[object, dict[str, Doc]] = {}
+_revision_lock = threading.Lock()
+
+
+def _documents_by_revision(store, summaries: list[ConversationSummary]):
+    """Docs from memory, reading (in bulk) only conversations changed since the last search."""
+    revisions = store.revisions()
+    with _revision_lock:
+        cached = dict(_revision_docs.get(store.cache_key, {}))
+    stale = [s.id for s in summaries if (cached.get(s.id) or _NO_DOC).key[0] != revisions.get(s.id)]
+    for conversation_id, conversation in store.get_many(stale).items():
+        # The revision read before the conversation: a change in between is read again next time.
+        cached[conversation_id] = doc_from(conversation, (revisions.get(conversation_id, -1), 0, 0))
+    docs = {s.id: cached[s.id] for s in summaries if s.id in cached}
+    with _revision_lock:
+        _revision_docs[store.cache_key] = docs
+    return [(summary, docs[summary.id]) for summary in summaries if summary.id in docs]
 
 
 def warm_up(store: HistoryStore) -> int:
@@ -181,8 +203,9 @@ RECENT_QUERIES = 8
 
 def _hits(store: HistoryStore, query: str, limit: int | None) -> list[tuple[ConversationSummary, SearchHit]]:
     terms = query_terms(query)
-    remember = isinstance(store, JsonHistoryStore)  # other stores build new Docs on every search
-    key = (getattr(store, "root", None), tuple(terms))
+    # Stores with a doc cache hand back the same Doc objects while nothing changed; others build new ones.
+    remember = isinstance(store, JsonHistoryStore) or hasattr(store, "revisions")
+    key = (getattr(store, "root", None) or getattr(store, "cache_key", None), tuple(terms))
     with _recent_lock:
         previous = _recent.get(key, {}) if remember else {}
     results: _Results = {}
@@ -214,9 +237,11 @@ def _remember(key: tuple[object, tuple[str, ...]], results: _Results) -> None:
 
 
 def forget_recent_queries() -> None:
-    """Drop remembered query results (for benchmarks that time a query as if new)."""
+    """Drop remembered query results and database docs (for benchmarks that time a query as if new)."""
     with _recent_lock:
         _recent.clear()
+    with _revision_lock:
+        _revision_docs.clear()
 
 
 def search(store: HistoryStore, query: str, *, limit: int | None = None) -> list[SearchHit]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from history.atomic import Unreadable, read_regular_file, write_atomic
+from history.atomic import Unreadable
+from history.index_file import IndexFile
 from history.models import Conversation
 from history.summary_cache import PerFolder, StatKey
 
@@ -140,15 +140,16 @@ class TextCache:
         self.stats = TextStats()
         self._docs: dict[str, Doc] = {}
         self._loaded = False
-        self._unsaved = 0
-        self._saved_at = time.monotonic()
+        self._file = IndexFile(root / INDEX_NAME, _MAX_INDEX_BYTES)
 
     def docs(self, wanted: dict[str, StatKey], read: Reader) -> dict[str, Doc]:
         """A doc for every wanted file name whose file is still readable; parses only changed ones."""
         with self.lock:
             stats = TextStats()
             if not self._loaded:
-                stats.index_loaded = self._load_index()
+                loaded = self._file.load(decode_index)  # None: no usable file, so start empty
+                stats.index_loaded = loaded is not None
+                self._docs = loaded or {}
                 self._loaded = True
             found = {}
             for name, key in wanted.items():
@@ -160,8 +161,9 @@ class TextCache:
                     found[name] = doc
             removed = self._docs.keys() - found.keys()
             self._docs = found
-            self._unsaved += stats.parsed + len(removed)
-            stats.index_saved = self._maybe_save(stats.parsed)
+            stats.index_saved = self._file.save_if_due(
+                stats.parsed + len(removed), lambda: encode_index(found), SAVE_AFTER_CHANGES, SAVE_INTERVAL
+            )  # after a big rebuild at once, otherwise now and then; never on every search
             self.stats = stats
             return dict(found)
 
@@ -171,30 +173,6 @@ class TextCache:
         except (FileNotFoundError, Unreadable):
             return None  # deleted or broken since the listing; the listing will report it
         return doc_from(conversation, key)
-
-    def _maybe_save(self, parsed: int) -> bool:
-        """Rewrite the index after a big rebuild, or now and then; never on every search."""
-        now = time.monotonic()
-        due = parsed >= SAVE_AFTER_CHANGES or now - self._saved_at >= SAVE_INTERVAL
-        if not self._unsaved or not due or not self.root.is_dir():
-            return False
-        try:
-            write_atomic(self.root / INDEX_NAME, encode_index(self._docs))
-        except OSError:
-            return False  # a read-only folder still searches, just without the speed-up
-        self._unsaved = 0
-        self._saved_at = now
-        return True
-
-    def _load_index(self) -> bool:
-        """Seed the cache from the index file; any problem means starting empty."""
-        try:
-            raw, _ = read_regular_file(self.root / INDEX_NAME, _MAX_INDEX_BYTES)
-            self._docs = decode_index(raw)
-        except (OSError, Unreadable, ValueError, TypeError, RecursionError):
-            self._docs = {}
-            return False
-        return True
 
 
 def encode_index(docs: dict[str, Doc]) -> bytes:

@@ -1,11 +1,15 @@
-"""The history store interface: the JSON folder implements it, a database store can too."""
+"""The history store interface: the JSON folder (history/json_store.py) and SQLAlchemy
+(history/sql_store.py) implement it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from history.models import Conversation, ConversationSummary
+from history.models import Conversation, ConversationSummary, InvalidConversation
+
+_BATCH = 500
 
 
 class ConversationNotFound(KeyError):
@@ -28,13 +32,11 @@ class UnreadableFile:
 
     name: str
     reason: str
+    advice: str = "fix or move the file and reload"  # a database store names its rows instead
 
     @property
     def message(self) -> str:
-        return (
-            f"Could not read '{self.name}': {self.reason}. It was left untouched; fix or move "
-            "the file and reload."
-        )
+        return f"Could not read '{self.name}': {self.reason}. It was left untouched; {self.advice}."
 
 
 class HistoryStore(Protocol):
@@ -90,5 +92,27 @@ class HistoryStore(Protocol):
     def deleted(self) -> list[ConversationSummary]:
         """Deleted conversations that restore() can bring back, most recently deleted first."""
 
+    def get_deleted(self, conversation_id: str) -> Conversation:
+        """A deleted conversation, whole, as restore() would bring it back (to copy the trash)."""
+
     def restore(self, conversation_id: str) -> None:
         """Undo delete(); fails if the id was taken again meanwhile."""
+
+
+def readable_conversations(
+    store: HistoryStore, summaries: list[ConversationSummary]
+) -> Iterator[tuple[ConversationSummary, Conversation]]:
+    """Each listed conversation that can still be read, in the listing's order; in bulk where the
+    store can (a database: two queries per 500), else one get() each."""
+    get_many = getattr(store, "get_many", None)
+    if get_many is not None:
+        for start in range(0, len(summaries), _BATCH):
+            batch = summaries[start : start + _BATCH]
+            found = get_many([summary.id for summary in batch])
+            yield from ((summary, found[summary.id]) for summary in batch if summary.id in found)
+        return
+    for summary in summaries:
+        try:
+            yield summary, store.get(summary.id)
+        except (ConversationNotFound, InvalidConversation):
+            continue

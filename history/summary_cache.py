@@ -40,7 +40,7 @@ def stat_key(info: os.stat_result) -> StatKey:
     return (info.st_mtime_ns, info.st_size, inode)
 
 
-def _order(updated_at: str) -> float:
+def order_of(updated_at: str) -> float:
     """Sort key that copes with hand-edited times in other ISO forms or time zones."""
     try:
         moment = datetime.fromisoformat(updated_at)
@@ -60,7 +60,7 @@ class _Entry:
 
 
 def _entry(key: StatKey, summary: ConversationSummary | None, reason: str | None) -> _Entry:
-    return _Entry(key, summary, reason, _order(summary.updated_at) if summary else 0.0)
+    return _Entry(key, summary, reason, order_of(summary.updated_at) if summary else 0.0)
 
 
 @dataclass

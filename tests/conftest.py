@@ -9,6 +9,8 @@ from history import insights_cache, search_index, summary_cache
 from tests.apptest import visit
 from tests.openai_server import OpenAIServer
 
+pytest_plugins = ["tests.backends"]  # the history stores to test: backend, sql_backend, make_backend
+
 
 @pytest.fixture(autouse=True)
 def history_dir(tmp_path, monkeypatch):

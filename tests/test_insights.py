@@ -82,12 +82,17 @@ def save(store: JsonHistoryStore, cid: str, messages: list[dict]) -> None:
     store.create(Conversation(id=cid, model="m", created_at=messages[0]["created_at"], messages=messages))
 
 
-@pytest.fixture
-def store(tmp_path) -> JsonHistoryStore:
-    store = JsonHistoryStore(tmp_path / "conversations")
+def saved_history(root) -> JsonHistoryStore:
+    """A folder holding HISTORY (tests/test_insights_cache.py uses it too)."""
+    store = JsonHistoryStore(root)
     for cid, messages in HISTORY.items():
         save(store, cid, messages)
     return store
+
+
+@pytest.fixture
+def store(tmp_path) -> JsonHistoryStore:
+    return saved_history(tmp_path / "conversations")
 
 
 @pytest.fixture

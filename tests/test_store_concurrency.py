@@ -1,17 +1,20 @@
-"""Concurrency: threads and processes writing one store at the same time lose nothing, reorder nothing."""
+"""Concurrency: threads and processes writing one store at the same time lose nothing, reorder nothing.
+
+On every store: the JSON folder (file locks), SQLite (BEGIN IMMEDIATE) and PostgreSQL (row locks).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import threading
-from pathlib import Path
 
 import pytest
 
 from history import summary_cache
-from history.json_store import JsonHistoryStore
+from history.backend import open_store
 from history.models import Conversation, make_message
+from history.store import HistoryStore
 
 THREADS, PROCESSES = 8, 4
 WRITERS = THREADS + PROCESSES
@@ -26,9 +29,9 @@ def text(writer: int, seq: int) -> str:
     return f"{writer}:{seq}"
 
 
-def write(root: str, writer: int, start) -> None:
+def write(target: str, writer: int, start) -> None:
     """One session: race to create, then interleave appends to shared, group and own conversations."""
-    store = JsonHistoryStore(root)
+    store = open_store(target)
     start.wait()
     with contextlib.suppress(FileExistsError):  # another writer won; exactly one may
         store.create(Conversation(id=RACE))
@@ -42,15 +45,15 @@ def write(root: str, writer: int, start) -> None:
             store.update(SHARED, **{f"writer_{writer}": seq})
 
 
-def _thread(root: str, writer: int, start, errors: list[BaseException]) -> None:
+def _thread(target: str, writer: int, start, errors: list[BaseException]) -> None:
     """Thread body: errors go to the main thread, which asserts none happened."""
     try:
-        write(root, writer, start)
+        write(target, writer, start)
     except BaseException as error:  # noqa: BLE001 - reported by the test, not swallowed
         errors.append(error)
 
 
-def contents(store: JsonHistoryStore, conversation_id: str) -> list[str]:
+def contents(store: HistoryStore, conversation_id: str) -> list[str]:
     return [m["content"] for m in store.get(conversation_id).messages]
 
 
@@ -62,10 +65,10 @@ def assert_every_writer_in_order(saved: list[str], writers: list[int], turns: in
         assert mine == [text(writer, seq) for seq in range(turns)], f"writer {writer}"
 
 
-@pytest.mark.timeout(120)
-def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path):
-    root = tmp_path / "history"
-    setup = JsonHistoryStore(root)
+@pytest.mark.timeout(180)
+def test_threads_and_processes_writing_at_once_lose_nothing(backend):
+    root = backend.target
+    setup = open_store(root)
     for conversation_id in [SHARED, *(f"group-{g}" for g in range(GROUPS))]:
         setup.create(Conversation(id=conversation_id))
 
@@ -73,10 +76,10 @@ def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path):
     start = context.Barrier(WRITERS)  # threads and processes begin together
     errors: list[BaseException] = []
     processes = [
-        context.Process(target=write, args=(str(root), writer, start)) for writer in range(THREADS, WRITERS)
+        context.Process(target=write, args=(root, writer, start)) for writer in range(THREADS, WRITERS)
     ]
     threads = [
-        threading.Thread(target=_thread, args=(str(root), writer, start, errors)) for writer in range(THREADS)
+        threading.Thread(target=_thread, args=(root, writer, start, errors)) for writer in range(THREADS)
     ]
     for worker in [*processes, *threads]:
         worker.start()
@@ -87,8 +90,8 @@ def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path):
     assert errors == []
     assert [p.exitcode for p in processes] == [0] * PROCESSES
 
-    summary_cache.forget_all()  # judge the folder as a fresh process would
-    store = JsonHistoryStore(root)
+    summary_cache.forget_all()  # judge the store as a fresh process would
+    store = open_store(root)
     everyone = list(range(WRITERS))
     assert_every_writer_in_order(contents(store, SHARED), everyone)
     assert_every_writer_in_order(contents(store, RACE), everyone, turns=1)

@@ -1,7 +1,9 @@
 """Crash safety: a writer killed with SIGKILL at random moments never loses an acknowledged turn.
 
-The child process is started with `python -c` (a spawn: a fresh interpreter, nothing inherited) and
-imports only this module, which therefore imports no test libraries at module level.
+On every store: the JSON folder (atomic renames), SQLite (its journal) and PostgreSQL (a killed
+client's transaction is rolled back). The child process is started with `python -c` (a spawn: a
+fresh interpreter, nothing inherited) and imports only this module, which therefore imports no test
+libraries at module level.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import time
 from pathlib import Path
 
 from history import atomic, json_store, summary_cache
-from history.json_store import JsonHistoryStore
+from history.backend import open_store
 from history.models import Conversation, make_message
+from history.sql_schema import is_database_url
 
 ROUNDS = 24
 SEED = 20240611
@@ -35,10 +38,10 @@ def turn_text(conversation_id: str, seq: int) -> str:
     return f"{conversation_id}#{seq}|{PADDING}"
 
 
-def write_until_killed(root: str, log: str, seed: str) -> None:
+def write_until_killed(target: str, log: str, seed: str) -> None:
     """Child: create conversations and append turns forever, logging each save after it returned."""
     rng = random.Random(int(seed))
-    store = JsonHistoryStore(root)
+    store = open_store(target)
     counts = {s.id: s.message_count for s in store.list()}  # continues where the last child died
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     print("ready", flush=True)
@@ -57,10 +60,10 @@ def write_until_killed(root: str, log: str, seed: str) -> None:
         os.fsync(fd)
 
 
-def run_and_kill(root: Path, log: Path, seed: int, delay: float) -> None:
+def run_and_kill(target: str, log: Path, seed: int, delay: float) -> None:
     """Start a writer, let it save for `delay` seconds after it is ready, then SIGKILL it."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(log), str(seed)],
+        [sys.executable, "-c", CHILD, target, str(log), str(seed)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -86,13 +89,14 @@ def acknowledged(log: Path) -> dict[str, list[int]]:
     return acks
 
 
-def assert_intact(root: Path, acks: dict[str, list[int]]) -> None:
+def assert_intact(target: str, acks: dict[str, list[int]]) -> None:
     """Every file parses, every conversation holds whole turns in order, every ack is there."""
-    for path in root.iterdir():
-        if path.suffix == ".json" and not path.name.startswith("."):
-            json.loads(path.read_bytes())
-    summary_cache.forget_all()  # look at the folder as a newly started app would
-    store = JsonHistoryStore(root)
+    if not is_database_url(target):
+        for path in Path(target).iterdir():
+            if path.suffix == ".json" and not path.name.startswith("."):
+                json.loads(path.read_bytes())
+    summary_cache.forget_all()  # look at the store as a newly started app would
+    store = open_store(target)
     listed = {s.id for s in store.list()}
     assert store.unreadable() == []
     assert acks.keys() <= listed
@@ -104,8 +108,8 @@ def assert_intact(root: Path, acks: dict[str, list[int]]) -> None:
         assert seqs[-1] < len(store.get(conversation_id).messages), f"{conversation_id}: lost turn {seqs[-1]}"
 
 
-def test_sigkilled_writers_never_lose_an_acknowledged_turn(tmp_path, monkeypatch):
-    root, log = tmp_path / "history", tmp_path / "acks.log"
+def test_sigkilled_writers_never_lose_an_acknowledged_turn(backend, tmp_path, monkeypatch):
+    root, log = backend.target, tmp_path / "acks.log"
     rng = random.Random(SEED)
     for seed in range(ROUNDS):
         run_and_kill(root, log, seed, rng.uniform(*DELAY_MS) / 1000)
@@ -115,7 +119,7 @@ def test_sigkilled_writers_never_lose_an_acknowledged_turn(tmp_path, monkeypatch
     assert sum(map(len, acks.values())) >= ROUNDS // 2, "the writers saved too little to test anything"
     # A killed writer's locks died with it: every conversation takes a new turn at once.
     monkeypatch.setattr(json_store, "exclusive", functools.partial(atomic.exclusive, timeout=30))
-    store = JsonHistoryStore(root)
+    store = open_store(root)
     for summary in store.list():
         store.append(summary.id, make_message("user", turn_text(summary.id, summary.message_count)))
     assert_intact(root, acks)

@@ -1,0 +1,158 @@
+"""Conversations to database rows and back, losing nothing.
+
+The Conversation.to_dict() shape stays the source of truth: a row keeps each key's value and the
+order of a message's keys, so a conversation read back encodes to the same bytes the JSON store
+writes. Common columns hold the usual values; `layout` records only what departs from the usual:
+a message's key order when it is not role, content, created_at, then the rest, and any text that
+holds NUL, which PostgreSQL text columns cannot store (the column gets U+FFFD in its place).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from history.models import SCHEMA_VERSION, Conversation, ConversationSummary, InvalidConversation, is_valid_id
+from history.sql_schema import messages
+from history.summary_cache import order_of
+
+_CONVERSATION_TEXT = ("title", "created_at", "updated_at", "model")
+_CORE = ("role", "content")
+_COLUMN_KEYS = frozenset({"schema_version", "id", *_CONVERSATION_TEXT, "titled_by_user", "messages"})
+
+
+def _fit(value: str, name: str, layout: dict) -> str:
+    """The text a column can hold; the exact text goes to layout when it differs."""
+    if "\x00" not in value:
+        return value
+    layout[name] = value
+    return value.replace("\x00", "\ufffd")
+
+
+def message_values(message: dict) -> dict:
+    """Column values of one message (already validated: role and text content)."""
+    layout: dict = {}
+    created = message.get("created_at")
+    created_column = _fit(created, "created_at", layout) if isinstance(created, str) else None
+    extra = {key: value for key, value in message.items() if key not in _CORE}
+    if created_column is not None:
+        del extra["created_at"]
+    usual = [*_CORE, *(["created_at"] if created_column is not None else []), *extra]
+    if list(message) != usual:
+        layout["order"] = list(message)
+    return {
+        "role": message["role"],
+        "content": _fit(message["content"], "content", layout),
+        "created_at": created_column,
+        "extra": extra,
+        "layout": layout or None,
+    }
+
+
+def message_from(row: Mapping) -> dict:
+    """The message dict a row holds, keys in their saved order; InvalidConversation if malformed."""
+    layout, extra = row["layout"] or {}, row["extra"]
+    if not isinstance(layout, dict) or not isinstance(extra, dict):
+        raise InvalidConversation(f"message {row['position'] + 1} has malformed extra keys")
+    message = {"role": row["role"], "content": layout.get("content", row["content"])}
+    if row["created_at"] is not None:
+        message["created_at"] = layout.get("created_at", row["created_at"])
+    message.update(extra)
+    order = layout.get("order")
+    if order is not None:
+        if not isinstance(order, list) or sorted(map(str, order)) != sorted(message):
+            raise InvalidConversation(f"message {row['position'] + 1} has a malformed key order")
+        message = {key: message[key] for key in order}
+    return message
+
+
+def conversation_values(conversation: Conversation) -> dict:
+    """Column values of a conversation's row (its messages go to their own rows)."""
+    layout: dict = {}
+    values = {name: _fit(getattr(conversation, name), name, layout) for name in _CONVERSATION_TEXT}
+    return {
+        **values,
+        "updated_order": order_of(conversation.updated_at),
+        "message_count": len(conversation.messages),
+        "titled_by_user": conversation.titled_by_user,
+        "extra": conversation.extra,
+        "layout": layout or None,
+    }
+
+
+def _text(row: Mapping, name: str) -> str:
+    return (row["layout"] or {}).get(name, row[name])
+
+
+def row_problem(row: Mapping) -> str | None:
+    """Why a conversation row cannot be read as one, from its own columns; None when it can."""
+    if not is_valid_id(row["id"]):
+        return "its id is not a valid conversation id (use only A-Z a-z 0-9 - _)"
+    if not isinstance(row["extra"], dict):
+        return "its 'extra' column is not a JSON object"
+    if row["extra"].keys() & _COLUMN_KEYS:
+        return f"its 'extra' column repeats {', '.join(sorted(row['extra'].keys() & _COLUMN_KEYS))}"
+    if not isinstance(row["layout"], dict | None):
+        return "its 'layout' column is not a JSON object"
+    return None
+
+
+def conversation_from(row: Mapping, message_rows: list[Mapping]) -> Conversation:
+    """The conversation a row and its message rows hold, validated like a file."""
+    problem = row_problem(row)
+    if problem:
+        raise InvalidConversation(problem)
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "id": row["id"],
+        **{name: _text(row, name) for name in _CONVERSATION_TEXT},
+        **row["extra"],
+    }
+    if row["titled_by_user"]:
+        data["titled_by_user"] = True
+    data["messages"] = [message_from(message) for message in message_rows]
+    return Conversation.from_dict(data)
+
+
+def listing_entry(row: tuple) -> ConversationSummary | str:
+    """The listing row from a summary query, or why it cannot be read.
+
+    The row is (id, title, created_at, updated_at, message_count, model, extra, layout) with extra
+    and layout as JSON text: only the rare layout is decoded, which keeps a listing of 10,000 rows
+    quick; get() checks everything else.
+    """
+    conversation_id, title, created_at, updated_at, message_count, model, extra_text, layout_text = row
+    if not is_valid_id(conversation_id):
+        return "its id is not a valid conversation id (use only A-Z a-z 0-9 - _)"
+    if not (extra_text or "").lstrip().startswith("{"):
+        return "its 'extra' column is not a JSON object"
+    if layout_text is not None:
+        try:
+            layout = json.loads(layout_text)
+        except ValueError:
+            layout = None
+        if not isinstance(layout, dict):
+            return "its 'layout' column is not a JSON object"
+        title, created_at = layout.get("title", title), layout.get("created_at", created_at)
+        updated_at, model = layout.get("updated_at", updated_at), layout.get("model", model)
+    return ConversationSummary(conversation_id, title, created_at, updated_at, message_count, model)
+
+
+def save_messages(connection: Connection, serial: int, before: list[list], after: list[dict]) -> None:
+    """Write only what changed: updated rows, a cut tail, new rows at the end."""
+    mine, position_of = messages.c.conversation_serial == serial, messages.c.position
+    for position in range(min(len(before), len(after))):
+        if list(after[position].items()) != before[position]:
+            values = message_values(after[position])
+            connection.execute(sa.update(messages).where(mine, position_of == position).values(**values))
+    if len(before) > len(after):
+        connection.execute(sa.delete(messages).where(mine, position_of >= len(after)))
+    new = [
+        {"conversation_serial": serial, "position": position, **message_values(after[position])}
+        for position in range(len(before), len(after))
+    ]
+    if new:
+        connection.execute(sa.insert(messages), new)

@@ -1,0 +1,254 @@
+"""The database side of the SQL history store: tables, engines, transactions and the schema version.
+
+Tables (prefixed `chatbot_`, so the store can share a database with other apps):
+
+- `chatbot_conversations`: one row per conversation, live or in the trash (`deleted_at` set), with
+  the listing's columns, the top-level extra keys as JSON, and `revision`, raised by every change.
+- `chatbot_messages`: one row per message, keyed by its conversation's `serial` and its position:
+  role, content and created_at as columns, every other key as JSON.
+- `chatbot_schema_meta`: `schema_version`, the version of these tables (not of the conversation
+  JSON, which has its own `schema_version`; see docs/history-format.md).
+
+A live id is unique per owner; the trash holds at most one copy per id (a partial unique index
+each), as the JSON store's folder and its `.trash/` do.
+
+Transactions: every change locks its conversation's row first (SELECT ... FOR UPDATE on
+PostgreSQL; on SQLite a write transaction is BEGIN IMMEDIATE, which locks the database), so writers
+on any number of servers apply their changes one after another on what is saved, never on a
+stale copy. Reads on PostgreSQL are REPEATABLE READ, so a conversation and its messages come
+from one snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from history.atomic import LOCK_TIMEOUT
+
+SCHEMA_VERSION = 1
+PREFIX = "chatbot_"
+_WRITE = "chatbot_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
+_ADVISORY_LOCK = 0x63686174626F74  # "chatbot": serialises upgrade() across servers on PostgreSQL
+
+metadata = sa.MetaData()
+_Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+schema_meta = sa.Table(
+    f"{PREFIX}schema_meta",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+conversations = sa.Table(
+    f"{PREFIX}conversations",
+    metadata,
+    sa.Column("serial", _Serial, primary_key=True, autoincrement=True),
+    sa.Column("owner", sa.String(200), nullable=False),  # "" shared; "users/<hash>" per signed-in user
+    sa.Column("id", sa.String(100), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+    sa.Column("updated_order", sa.Float, nullable=False),  # updated_at as epoch seconds, for sorting
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("titled_by_user", sa.Boolean, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),  # top-level keys beyond the schema's, in order
+    sa.Column("layout", sa.JSON(none_as_null=True)),  # exact text a column could not hold (NUL)
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("deleted_at", sa.Text),  # ISO time it went to the trash; NULL while live
+)
+_live = conversations.c.deleted_at.is_(None)
+_trashed = conversations.c.deleted_at.is_not(None)
+sa.Index(
+    f"{PREFIX}conversations_live", conversations.c.owner, conversations.c.id,
+    unique=True, postgresql_where=_live, sqlite_where=_live,
+)
+sa.Index(
+    f"{PREFIX}conversations_trash", conversations.c.owner, conversations.c.id,
+    unique=True, postgresql_where=_trashed, sqlite_where=_trashed,
+)
+sa.Index(f"{PREFIX}conversations_recent", conversations.c.owner, conversations.c.updated_order)
+
+messages = sa.Table(
+    f"{PREFIX}messages",
+    metadata,
+    sa.Column(
+        "conversation_serial",
+        _Serial,
+        sa.ForeignKey(conversations.c.serial, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text),  # NULL when the message has no (text) created_at
+    sa.Column("extra", sa.JSON, nullable=False),  # every other key, in order
+    sa.Column("layout", sa.JSON(none_as_null=True)),  # key order and exact text, when not the usual
+    sa.CheckConstraint("role IN ('system', 'user', 'assistant')", name=f"{PREFIX}messages_role"),
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was upgraded by a newer version of the app."""
+
+
+# Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n.
+# A new database is created at SCHEMA_VERSION from `metadata` directly.
+STEPS: dict[int, Callable[[Connection], None]] = {}
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+_upgraded: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def normalize_url(url: str) -> str:
+    """postgres:// and postgresql:// (as hosts print them) use psycopg 3, the driver this app ships."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+def is_database_url(target: object) -> bool:
+    """A SQLAlchemy URL (`dialect[+driver]://...`) rather than a folder path."""
+    return isinstance(target, str) and "://" in target and not target.startswith("file://")
+
+
+def engine_for(target: str | Engine) -> Engine:
+    """One engine per database URL in this process, shared by every owner's store.
+
+    SQLite always gets an engine of its own, set up for BEGIN IMMEDIATE writes (pysqlite would
+    otherwise start transactions late, after the reads a change depends on). A PostgreSQL engine
+    passed in (st.connection's) is used as it is: each transaction sets its own isolation level.
+    """
+    if isinstance(target, Engine):
+        if target.dialect.name != "sqlite":
+            return target
+        target = target.url.render_as_string(hide_password=False)
+    url = normalize_url(target)
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = _new_engine(url)
+        return _engines[url]
+
+
+def _new_engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        connect_args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    memory = parsed.database in (None, "", ":memory:")
+    engine = sa.create_engine(
+        parsed,
+        connect_args={"timeout": LOCK_TIMEOUT, "check_same_thread": False},
+        **({"poolclass": StaticPool} if memory else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _is_lock_timeout(error: sa.exc.OperationalError) -> bool:
+    text = str(error.orig).lower()
+    return "database is locked" in text or "lock timeout" in text or "canceling statement" in text
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """A transaction that commits at the end; a lock held past LOCK_TIMEOUT raises TimeoutError."""
+    postgres = engine.dialect.name == "postgresql"
+    options: dict[str, object] = {_WRITE: write}
+    if postgres:
+        options["isolation_level"] = "READ COMMITTED" if write else "REPEATABLE READ"
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**options)
+            with connection.begin():
+                if postgres and write:
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+                yield connection
+    except sa.exc.OperationalError as error:
+        if _is_lock_timeout(error):
+            raise TimeoutError(f"the history database stayed locked for {LOCK_TIMEOUT:.0f} s") from error
+        raise
+
+
+def schema_version(connection: Connection) -> int:
+    """The version recorded in the database; 0 before the tables exist."""
+    if not sa.inspect(connection).has_table(schema_meta.name):
+        return 0
+    value = connection.scalar(sa.select(schema_meta.c.value).where(schema_meta.c.name == "schema_version"))
+    return int(value) if value is not None else 0
+
+
+def upgrade(target: str | Engine) -> int:
+    """Create or upgrade the tables to SCHEMA_VERSION; returns the version the database had.
+
+    Idempotent, and safe when several servers start at once: PostgreSQL serialises it with an
+    advisory lock, SQLite with BEGIN IMMEDIATE, and each step commits with its version number.
+    """
+    engine = engine_for(target)
+    with transaction(engine, write=True) as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+        found = schema_version(connection)
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the history database has schema version {found}, newer than this app understands "
+                f"({SCHEMA_VERSION}); upgrade the app to use it"
+            )
+        if found == 0:
+            metadata.create_all(connection)
+        else:
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                STEPS[version](connection)
+        if found != SCHEMA_VERSION:
+            _record_version(connection, found)
+    _upgraded.add(engine)
+    return found
+
+
+def ensure_upgraded(engine: Engine) -> None:
+    """upgrade() once per engine in this process."""
+    if engine not in _upgraded:
+        upgrade(engine)
+
+
+def _record_version(connection: Connection, found: int) -> None:
+    values = {"name": "schema_version", "value": str(SCHEMA_VERSION)}
+    if found == 0:
+        connection.execute(sa.insert(schema_meta).values(**values))
+    else:
+        connection.execute(
+            sa.update(schema_meta).where(schema_meta.c.name == "schema_version").values(value=values["value"])
+        )
+
+
+def owners(target: str | Engine) -> list[str]:
+    """Every owner with conversations (live or deleted) in the database, "" (shared) first."""
+    engine = engine_for(target)
+    ensure_upgraded(engine)
+    with transaction(engine, write=False) as connection:
+        return sorted(connection.scalars(sa.select(conversations.c.owner).distinct()))

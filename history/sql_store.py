@@ -1,0 +1,277 @@
+"""Conversations in a SQL database (PostgreSQL, or SQLite) through SQLAlchemy: the HistoryStore
+contract of the JSON folder, for servers that share one database.
+
+Tables, locking and the schema version: history/sql_schema.py. How a conversation maps onto rows
+without losing anything: history/sql_rows.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from history.changes import Change, appending, prepared, replacing_tail, updating, updating_message
+from history.json_store import encode
+from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
+from history.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
+from history.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
+from history.store import ConversationNotFound, UnreadableFile
+
+ADVICE = "fix or delete its rows in the history database and reload"
+MAX_OWNER_LENGTH = 200
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
+_c = conversations.c
+_m = messages.c
+_SUMMARY_COLUMNS = (_c.updated_order, _c.id, _c.title, _c.created_at, _c.updated_at, _c.message_count,
+                    _c.model, sa.cast(_c.extra, sa.Text), sa.cast(_c.layout, sa.Text))
+
+
+def _deleted_now() -> str:
+    """When a conversation went to the trash, to the microsecond so the trash keeps its order."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class SqlHistoryStore:
+    """HistoryStore on SQLAlchemy tables; one owner's conversations, safe across threads and servers."""
+
+    def __init__(self, engine_or_url: str | Engine, owner: str = "") -> None:
+        if not isinstance(owner, str) or len(owner) > MAX_OWNER_LENGTH or "\x00" in owner:
+            raise ValueError(f"owner must be text of at most {MAX_OWNER_LENGTH} characters")
+        self.engine = engine_for(engine_or_url)
+        self.owner = owner
+        ensure_upgraded(self.engine)  # creates or upgrades the tables once per engine and process
+        self._problems: list[UnreadableFile] | None = None
+
+    def __repr__(self) -> str:
+        return f"SqlHistoryStore({self.engine.url.render_as_string()!r}, owner={self.owner!r})"
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        """Which history this is, for caches shared by every store object on it (search)."""
+        return (self.engine.url.render_as_string(), self.owner)
+
+    # Reading
+
+    def revisions(self) -> dict[str, int]:
+        """Each live conversation's revision, raised by every change: what caches compare."""
+        query = sa.select(_c.id, _c.revision).where(self._mine(False))
+        with transaction(self.engine, write=False) as connection:
+            return {row[0]: row[1] for row in connection.execute(query)}
+
+    def exists(self, conversation_id: str) -> bool:
+        """Whether a live row has that id (create would refuse it), readable or not."""
+        if not is_valid_id(conversation_id):
+            return False
+        with transaction(self.engine, write=False) as connection:
+            return self._row(connection, conversation_id) is not None
+
+    def get(self, conversation_id: str) -> Conversation:
+        """The whole conversation; raises ConversationNotFound or InvalidConversation."""
+        return self._get(conversation_id, trashed=False)
+
+    def get_deleted(self, conversation_id: str) -> Conversation:
+        """A conversation in the trash, whole; raises like get()."""
+        return self._get(conversation_id, trashed=True)
+
+    def get_many(self, conversation_ids: Iterable[str]) -> dict[str, Conversation]:
+        """The readable ones of these live conversations, in two queries per 500 ids (search, export)."""
+        wanted = [i for i in dict.fromkeys(conversation_ids) if is_valid_id(i)]
+        found: dict[str, Conversation] = {}
+        with transaction(self.engine, write=False) as connection:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = sa.select(conversations).where(self._mine(False), _c.id.in_(chunk))
+                found.update(self._readable(connection, connection.execute(query).mappings().all()))
+        return found
+
+    def list(self) -> list[ConversationSummary]:
+        """Every readable conversation, newest first (ties: larger id first, as the JSON store)."""
+        readable, problems = self._summaries(trashed=False)
+        self._problems = problems
+        readable.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [summary for _, _, summary in readable]
+
+    def unreadable(self) -> list[UnreadableFile]:
+        """Rows found by the last listing that cannot be read as conversations."""
+        if self._problems is None:
+            self.list()
+        return list(self._problems or [])
+
+    def latest(self) -> ConversationSummary | None:
+        summaries = self.list()
+        return summaries[0] if summaries else None
+
+    def count(self) -> int:
+        return len(self.list())
+
+    def deleted(self) -> list[ConversationSummary]:
+        """Readable conversations in the trash, most recently deleted first."""
+        return [summary for _, _, summary in self._summaries(trashed=True)[0]]
+
+    # Writing: every change is one transaction holding its conversation's row lock
+
+    def create(self, conversation: Conversation) -> Conversation:
+        """Save a new conversation; FileExistsError if the id is taken."""
+        if not is_valid_id(conversation.id):
+            raise ConversationNotFound(conversation.id)
+        for index, message in enumerate(conversation.messages):
+            check_message(message, index)
+        encode(conversation)  # the JSON store's limits (size, strict JSON), so copies go both ways
+        try:
+            with transaction(self.engine, write=True) as connection:
+                if self._row(connection, conversation.id) is not None:
+                    raise FileExistsError(f"conversation {conversation.id!r} already exists")
+                result = connection.execute(
+                    sa.insert(conversations).values(
+                        owner=self.owner, id=conversation.id, revision=1, **conversation_values(conversation)
+                    )
+                )
+                save_messages(connection, result.inserted_primary_key[0], [], conversation.messages)
+        except sa.exc.IntegrityError:  # another server created it between our check and insert
+            raise FileExistsError(f"conversation {conversation.id!r} already exists") from None
+        return conversation
+
+    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
+        """Add messages on top of what is saved now; returns the fresh conversation."""
+        return self._change(conversation_id, appending(prepared(messages), model))
+
+    def update(self, conversation_id: str, **fields: object) -> Conversation:
+        """Change top-level fields (title, model, settings) in one transaction."""
+        return self._change(conversation_id, updating(fields))
+
+    def replace_tail(
+        self,
+        conversation_id: str,
+        start: int,
+        *messages: dict,
+        expected_count: int,
+        expected_last: str | None = None,
+    ) -> Conversation:
+        """Swap messages[start:] for new ones in one transaction, if nobody changed the tail meanwhile."""
+        change = replacing_tail(conversation_id, start, prepared(messages), expected_count, expected_last)
+        return self._change(conversation_id, change)
+
+    def update_message(
+        self, conversation_id: str, index: int, created_at: str, /, **fields: object
+    ) -> Conversation:
+        """Set or (with None) remove a message's extra fields, such as feedback, in one transaction."""
+        return self._change(conversation_id, updating_message(conversation_id, index, created_at, fields))
+
+    def delete(self, conversation_id: str) -> None:
+        """Move the conversation to the trash, replacing an older deleted copy of the same id."""
+        self._check_id(conversation_id)
+        with transaction(self.engine, write=True) as connection:
+            row = self._locked(connection, conversation_id)
+            self._decode(connection, row)  # an unreadable conversation is left alone, as a file is
+            older = self._row(connection, conversation_id, trashed=True)
+            if older is not None:
+                connection.execute(sa.delete(messages).where(_m.conversation_serial == older["serial"]))
+                connection.execute(sa.delete(conversations).where(_c.serial == older["serial"]))
+            connection.execute(
+                sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=_deleted_now())
+            )
+
+    def restore(self, conversation_id: str) -> None:
+        """Bring a deleted conversation back; FileExistsError if the id was reused meanwhile."""
+        self._check_id(conversation_id)
+        exists = FileExistsError(f"conversation {conversation_id!r} already exists")
+        try:
+            with transaction(self.engine, write=True) as connection:
+                row = self._row(connection, conversation_id, trashed=True, lock=True)
+                if row is None:
+                    raise ConversationNotFound(conversation_id)
+                if self._row(connection, conversation_id) is not None:
+                    raise exists
+                connection.execute(
+                    sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
+                )
+        except sa.exc.IntegrityError:  # created by another server meanwhile
+            raise exists from None
+
+    # Helpers
+
+    def _mine(self, trashed: bool):
+        deleted = _c.deleted_at.is_not(None) if trashed else _c.deleted_at.is_(None)
+        return sa.and_(_c.owner == self.owner, deleted)
+
+    def _row(self, connection: Connection, conversation_id: str, *, trashed=False, lock=False):
+        query = sa.select(conversations).where(self._mine(trashed), _c.id == conversation_id)
+        return connection.execute(query.with_for_update() if lock else query).mappings().first()
+
+    def _locked(self, connection: Connection, conversation_id: str):
+        """The live row, locked until the transaction ends (SQLite: the write transaction locks all)."""
+        row = self._row(connection, conversation_id, lock=True)
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        return row
+
+    @staticmethod
+    def _check_id(conversation_id: str) -> None:
+        if not is_valid_id(conversation_id):
+            raise ConversationNotFound(conversation_id)
+
+    def _decode(self, connection: Connection, row) -> Conversation:
+        query = sa.select(messages).where(_m.conversation_serial == row["serial"]).order_by(_m.position)
+        try:
+            return conversation_from(row, connection.execute(query).mappings().all())
+        except InvalidConversation as error:
+            raise InvalidConversation(UnreadableFile(row["id"], str(error), ADVICE).message) from None
+
+    @staticmethod
+    def _readable(connection: Connection, rows: list) -> dict[str, Conversation]:
+        """The conversations these rows hold, their messages in one query; unreadable ones left out."""
+        grouped: dict[int, list] = {row["serial"]: [] for row in rows}
+        query = sa.select(messages).where(_m.conversation_serial.in_(list(grouped)))
+        for message in connection.execute(query.order_by(_m.conversation_serial, _m.position)).mappings():
+            grouped[message["conversation_serial"]].append(message)
+        found = {}
+        for row in rows:
+            try:
+                found[row["id"]] = conversation_from(row, grouped[row["serial"]])
+            except InvalidConversation:
+                continue  # get() reports it when the user opens it
+        return found
+
+    def _get(self, conversation_id: str, *, trashed: bool) -> Conversation:
+        self._check_id(conversation_id)
+        with transaction(self.engine, write=False) as connection:
+            row = self._row(connection, conversation_id, trashed=trashed)
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            return self._decode(connection, row)
+
+    def _summaries(self, *, trashed: bool) -> tuple[list[tuple], list[UnreadableFile]]:
+        """(order, id, summary) of readable rows, most recently deleted first in the trash; problems."""
+        query = sa.select(*_SUMMARY_COLUMNS).where(self._mine(trashed))
+        if trashed:
+            query = query.order_by(_c.deleted_at.desc(), _c.serial.desc())
+        with transaction(self.engine, write=False) as connection:
+            rows = connection.execute(query).all()
+        readable, problems = [], []
+        for order, *columns in rows:
+            entry = listing_entry(columns)
+            if isinstance(entry, str):
+                problems.append(UnreadableFile(str(columns[0]), entry, ADVICE))
+            else:
+                readable.append((order, entry.id, entry))
+        return readable, sorted(problems, key=lambda problem: problem.name)
+
+    def _change(self, conversation_id: str, change: Change) -> Conversation:
+        """Read-modify-write under the conversation's row lock, so concurrent changes all land."""
+        self._check_id(conversation_id)
+        with transaction(self.engine, write=True) as connection:
+            row = self._locked(connection, conversation_id)
+            conversation = self._decode(connection, row)
+            before = [list(message.items()) for message in conversation.messages]
+            change(conversation)
+            encode(conversation)  # the same limits as the JSON store: size cap, strict JSON
+            save_messages(connection, row["serial"], before, conversation.messages)
+            connection.execute(
+                sa.update(conversations)
+                .where(_c.serial == row["serial"])
+                .values(revision=row["revision"] + 1, **conversation_values(conversation))
+            )
+        return conversation

@@ -1,0 +1,80 @@
+"""Two app servers sharing one PostgreSQL history, as behind a load balancer: nothing is lost."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from bench.live_app import open_app, streamlit_app
+from history.backend import open_store
+from tests.browser.ui import bubble, expect_history_rows, messages, send, sidebar_button
+
+pytestmark = pytest.mark.browser
+SESSIONS = 4  # two per server
+TURNS = 3
+
+
+def test_four_sessions_on_two_servers_sharing_postgresql_lose_nothing(
+    browser, openai_server, postgres_target, tmp_path
+):
+    secrets = f'[connections.history]\nurl = "{postgres_target}"\n'
+    with (
+        streamlit_app(tmp_path / "one", openai_server.base_url, secrets=secrets) as one,
+        streamlit_app(tmp_path / "two", openai_server.base_url, secrets=secrets) as two,
+    ):
+        servers = [one, one, two, two]
+        pages = [open_app(browser, server.url) for server in servers]
+        for turn in range(TURNS):
+            for number, page in enumerate(pages):  # all four send before any reply is awaited
+                send(page, f"session {number} turn {turn}")
+            for number, page in enumerate(pages):
+                expect(messages(page)).to_have_count(2 * (turn + 1))
+                expect(bubble(page, 2 * turn + 1)).to_have_text(f"Echo: session {number} turn {turn}")
+
+        store = open_store(postgres_target)
+        saved = sorted(store.get(summary.id).messages[0]["content"] for summary in store.list())
+        assert saved == [f"session {number} turn 0" for number in range(SESSIONS)]
+        for summary in store.list():
+            number = store.get(summary.id).messages[0]["content"].split()[1]
+            expected = [
+                text
+                for turn in range(TURNS)
+                for text in (f"session {number} turn {turn}", f"Echo: session {number} turn {turn}")
+            ]
+            assert [m["content"] for m in store.get(summary.id).messages] == expected
+
+        for server in (one, two):  # each server lists every session's conversation
+            page = open_app(browser, server.url)
+            sidebar_button(page, "Load History").click()
+            expect_history_rows(page, SESSIONS)
+            page.context.close()
+        for page in pages:
+            page.context.close()
+
+
+def test_two_servers_writing_one_conversation_at_once_keep_both_turns(
+    browser, openai_server, postgres_target, tmp_path
+):
+    secrets = f'[connections.history]\nurl = "{postgres_target}"\n'
+    with (
+        streamlit_app(tmp_path / "one", openai_server.base_url, secrets=secrets) as one,
+        streamlit_app(tmp_path / "two", openai_server.base_url, secrets=secrets) as two,
+    ):
+        first = open_app(browser, one.url)
+        send(first, "shared start")
+        expect(bubble(first, 1)).to_have_text("Echo: shared start")
+        second = open_app(browser, two.url)  # a new visit reopens the latest conversation: the same one
+        expect(bubble(second, 1)).to_have_text("Echo: shared start")
+        send(first, "from server one")
+        send(second, "from server two")
+        for page in (first, second):
+            expect(page.get_by_text("Echo: from server", exact=False).first).to_be_visible()
+        store = open_store(postgres_target)
+        [summary] = store.list()
+        texts = [m["content"] for m in store.get(summary.id).messages]
+        assert texts[:2] == ["shared start", "Echo: shared start"]
+        assert sorted(texts[2:]) == sorted(
+            ["from server one", "Echo: from server one", "from server two", "Echo: from server two"]
+        )
+        first.context.close()
+        second.context.close()
