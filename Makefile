@@ -62,6 +62,7 @@ bench: $(VENV)/.dev-installed browser
 	$(PY) -m bench.memory_bench
 	$(PY) -m bench.search_bench
 	$(PY) -m bench.insights_bench
+	$(PY) -m bench.store_bench
 	$(PY) -m bench.local_bench
 
 # Retake docs/screenshots/*.png: the app with the customer-service profile over a generated history.
