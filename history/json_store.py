@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from history.atomic import Unreadable, exclusive, fsync_dir, read_regular_file, write_atomic
-from history.changes import appending, prepared, replacing_tail, updating, updating_message
+from history.changes import ChangingStore
 from history.legacy import COPY_ID, LEGACY_ID, continuation_of, legacy_conversation, parse_flask_history
 from history.models import (
     Conversation,
@@ -93,8 +93,11 @@ def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummar
     return conversation.summary(read_only=legacy), stat_key(read_info)
 
 
-class JsonHistoryStore:
-    """HistoryStore on a folder of <id>.json files; safe across threads and processes."""
+class JsonHistoryStore(ChangingStore):
+    """HistoryStore on a folder of <id>.json files; safe across threads and processes.
+
+    A change to the read-only Flask history goes to its copy, whose id the change returns.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -133,35 +136,6 @@ class JsonHistoryStore:
     def get(self, conversation_id: str) -> Conversation:
         """The whole conversation; raises ConversationNotFound or InvalidConversation."""
         return self._load(self.path_for(conversation_id))[0]
-
-    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
-        """Add messages on top of what is saved now; returns the fresh conversation.
-
-        For the read-only Flask history the messages go to its copy, whose id is returned.
-        """
-        return self._change(conversation_id, appending(prepared(messages), model))
-
-    def update(self, conversation_id: str, **fields: object) -> Conversation:
-        """Change top-level fields (title, model, settings) in one atomic write."""
-        return self._change(conversation_id, updating(fields))
-
-    def replace_tail(
-        self,
-        conversation_id: str,
-        start: int,
-        *messages: dict,
-        expected_count: int,
-        expected_last: str | None = None,
-    ) -> Conversation:
-        """Swap messages[start:] for new ones in one atomic write, if nobody changed the tail meanwhile."""
-        change = replacing_tail(conversation_id, start, prepared(messages), expected_count, expected_last)
-        return self._change(conversation_id, change)
-
-    def update_message(
-        self, conversation_id: str, index: int, created_at: str, /, **fields: object
-    ) -> Conversation:
-        """Set or (with None) remove a message's extra fields, such as feedback, in one atomic write."""
-        return self._change(conversation_id, updating_message(conversation_id, index, created_at, fields))
 
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, newest first; only changed files are parsed again."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from history.changes import Change, appending, prepared, replacing_tail, updating, updating_message
+from history.changes import Change, ChangingStore
 from history.json_store import encode
 from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
 from history.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
@@ -34,7 +34,7 @@ def _deleted_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class SqlHistoryStore:
+class SqlHistoryStore(ChangingStore):
     """HistoryStore on SQLAlchemy tables; one owner's conversations, safe across threads and servers."""
 
     def __init__(self, engine_or_url: str | Engine, owner: str = "") -> None:
@@ -133,32 +133,6 @@ class SqlHistoryStore:
         except sa.exc.IntegrityError:  # another server created it between our check and insert
             raise FileExistsError(f"conversation {conversation.id!r} already exists") from None
         return conversation
-
-    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
-        """Add messages on top of what is saved now; returns the fresh conversation."""
-        return self._change(conversation_id, appending(prepared(messages), model))
-
-    def update(self, conversation_id: str, **fields: object) -> Conversation:
-        """Change top-level fields (title, model, settings) in one transaction."""
-        return self._change(conversation_id, updating(fields))
-
-    def replace_tail(
-        self,
-        conversation_id: str,
-        start: int,
-        *messages: dict,
-        expected_count: int,
-        expected_last: str | None = None,
-    ) -> Conversation:
-        """Swap messages[start:] for new ones in one transaction, if nobody changed the tail meanwhile."""
-        change = replacing_tail(conversation_id, start, prepared(messages), expected_count, expected_last)
-        return self._change(conversation_id, change)
-
-    def update_message(
-        self, conversation_id: str, index: int, created_at: str, /, **fields: object
-    ) -> Conversation:
-        """Set or (with None) remove a message's extra fields, such as feedback, in one transaction."""
-        return self._change(conversation_id, updating_message(conversation_id, index, created_at, fields))
 
     def delete(self, conversation_id: str) -> None:
         """Move the conversation to the trash, replacing an older deleted copy of the same id."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
-from bench.live_app import open_app, streamlit_app
+from bench.live_app import LiveApp, open_app, streamlit_app
 from history.backend import open_store
 from tests.browser.ui import bubble, expect_history_rows, messages, send, sidebar_button
 
@@ -14,14 +18,21 @@ SESSIONS = 4  # two per server
 TURNS = 3
 
 
+@contextlib.contextmanager
+def two_servers(openai_server, database_url: str, folder: Path) -> Iterator[tuple[LiveApp, LiveApp]]:
+    """Two `streamlit run` servers on their own ports, both keeping the history in one database."""
+    secrets = f'[connections.history]\nurl = "{database_url}"\n'
+    with (
+        streamlit_app(folder / "one", openai_server.base_url, secrets=secrets) as one,
+        streamlit_app(folder / "two", openai_server.base_url, secrets=secrets) as two,
+    ):
+        yield one, two
+
+
 def test_four_sessions_on_two_servers_sharing_postgresql_lose_nothing(
     browser, openai_server, postgres_target, tmp_path
 ):
-    secrets = f'[connections.history]\nurl = "{postgres_target}"\n'
-    with (
-        streamlit_app(tmp_path / "one", openai_server.base_url, secrets=secrets) as one,
-        streamlit_app(tmp_path / "two", openai_server.base_url, secrets=secrets) as two,
-    ):
+    with two_servers(openai_server, postgres_target, tmp_path) as (one, two):
         servers = [one, one, two, two]
         pages = [open_app(browser, server.url) for server in servers]
         for turn in range(TURNS):
@@ -55,11 +66,7 @@ def test_four_sessions_on_two_servers_sharing_postgresql_lose_nothing(
 def test_two_servers_writing_one_conversation_at_once_keep_both_turns(
     browser, openai_server, postgres_target, tmp_path
 ):
-    secrets = f'[connections.history]\nurl = "{postgres_target}"\n'
-    with (
-        streamlit_app(tmp_path / "one", openai_server.base_url, secrets=secrets) as one,
-        streamlit_app(tmp_path / "two", openai_server.base_url, secrets=secrets) as two,
-    ):
+    with two_servers(openai_server, postgres_target, tmp_path) as (one, two):
         first = open_app(browser, one.url)
         send(first, "shared start")
         expect(bubble(first, 1)).to_have_text("Echo: shared start")
