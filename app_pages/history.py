@@ -5,7 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.shared import App, delete, notify, open_conversation, restore, state
-from history.export import all_conversations_filename, all_conversations_zip
+from history.export import (
+    all_conversations_filename,
+    all_conversations_zip,
+    conversation_json,
+    conversation_markdown,
+    export_filename,
+)
 from history.import_formats import ImportFailed
 from history.importers import MAX_IMPORT_BYTES, import_file
 from history.listing import conversations_table, filter_table
@@ -71,7 +77,7 @@ def rename(app: App, conversation_id: str, key: str) -> None:
 
 
 def render_actions(app: App, conversation_id: str) -> None:
-    """Rename, export or delete the row picked while managing."""
+    """Open, rename, export or delete the row picked while managing."""
     try:
         conversation = app.service.open(conversation_id)
     except (ConversationNotFound, ValueError) as error:
@@ -82,10 +88,18 @@ def render_actions(app: App, conversation_id: str) -> None:
     title_column, rename_column = st.columns([3, 1], vertical_alignment="bottom")
     title_column.text_input("Title", value=conversation.title, key=key, max_chars=200)
     rename_column.button("Rename", on_click=rename, args=(app, conversation.id, key), width="stretch")
-    open_column, delete_column = st.columns(2)
+    open_column, json_column, markdown_column, delete_column = st.columns(4)
     if open_column.button("Open", icon=":material/open_in_new:", type="primary", width="stretch"):
         open_conversation(conversation)
         st.rerun()
+    json_column.download_button(
+        "JSON", conversation_json(conversation), export_filename(conversation, "json"),
+        mime="application/json", icon=":material/data_object:", on_click="ignore", width="stretch",
+    )
+    markdown_column.download_button(
+        "Markdown", conversation_markdown(conversation), export_filename(conversation, "md"),
+        mime="text/markdown", icon=":material/description:", on_click="ignore", width="stretch",
+    )
     delete_column.button(
         "Delete", icon=":material/delete:", on_click=delete, args=(app, conversation), width="stretch",
         help="Moves it to Recently deleted, below, where it can be restored.",
@@ -97,7 +111,7 @@ def render(app: App) -> None:
     query_column, dates_column, manage_column = st.columns([5, 4, 2], vertical_alignment="bottom")
     query = query_column.text_input("Search", placeholder="Search every message", icon=":material/search:")
     dates = dates_column.date_input("Updated between", value=(), format="YYYY-MM-DD")
-    managing = manage_column.toggle("Manage", help="Pick a row to rename or delete it instead of opening it.")
+    managing = manage_column.toggle("Manage", help="Pick a row to rename, export or delete it.")
     table = search_table(app.store, query) if query.strip() else conversations_table(app.store.list())
     first, last = (*dates, None, None)[:2]
     table = filter_table(table, first, last)

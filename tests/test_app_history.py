@@ -36,6 +36,7 @@ def test_managing_a_row_renames_it_without_opening_it(new_visit, history_dir):
     at.toggle[0].set_value(True).run()
     pick(at, 1)
     assert any(m == "**first topic** · 2 messages" for m in at.markdown.values)
+    assert {"JSON", "Markdown", "Download all (zip)"} == {b.label for b in at.get("download_button")}
     title = next(t for t in at.text_input if t.label == "Title")
     title.set_value("Renamed topic")
     button(at, "Rename").click().run()
