@@ -34,14 +34,13 @@ from history.index_file import IndexFile
 from history.insights import COLUMNS, FEEDBACK, ROLES, SOURCES, STATUSES, message_rows, messages_frame
 from history.json_store import JsonHistoryStore, read_file
 from history.models import Conversation, ConversationSummary
-from history.store import HistoryStore, readable_conversations
-from history.summary_cache import SUFFIX, PerFolder, StatKey, stat_key
+from history.store import HistoryStore, keeps_revisions, readable_conversations
+from history.summary_cache import SUFFIX, UNKNOWN_KEY, PerFolder, StatKey, stat_key
 from history.summary_cache import cache_for as summaries_for
 
 # Reads conversations by name: (name, conversation, key of what was read) for each one still readable.
 # A name is a file name in a folder, a conversation id in a database; a database's key is (revision, 0, 0).
 Reader = Callable[[list[str]], Iterable[tuple[str, Conversation, StatKey]]]
-_UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so the file is read
 INDEX_NAME = ".insights-index"
 INDEX_MAGIC = b"chatbot-insights-index 1\n"  # a new number when the layout below changes
 SAVE_AFTER_CHANGES = 100  # a load that changed this many files' rows rewrites the index at once
@@ -99,7 +98,7 @@ class InsightCache:
             keys: dict[str, StatKey] = {}
             changed = []
             for name, key in wanted.items():
-                if key != _UNKNOWN_KEY and self._keys.get(name) == key:
+                if key != UNKNOWN_KEY and self._keys.get(name) == key:
                     keys[name] = key
                 else:
                     changed.append(name)
@@ -241,13 +240,11 @@ def insight_rows(store: HistoryStore) -> pd.DataFrame:
     """
     summaries = store.list()
     if isinstance(store, JsonHistoryStore):
-        keys = summaries_for(store.root).readable_keys()
-        names = (f"{summary.id}{SUFFIX}" for summary in summaries)
-        wanted = {name: keys.get(name, _UNKNOWN_KEY) for name in names}
+        wanted = summaries_for(store.root).listed_keys(summaries)
         return cache_for(store.root).frame(wanted, _file_reader(store.root))
-    if hasattr(store, "revisions") and hasattr(store, "cache_key"):
+    if keeps_revisions(store):
         revisions = store.revisions()  # after the listing, before the reads
-        wanted = {s.id: (revisions[s.id], 0, 0) if s.id in revisions else _UNKNOWN_KEY for s in summaries}
+        wanted = {s.id: (revisions[s.id], 0, 0) if s.id in revisions else UNKNOWN_KEY for s in summaries}
         reader = _database_reader(store, summaries, revisions)
         return database_cache_for(store.cache_key).frame(wanted, reader)
     return messages_frame(conversation for _, conversation in readable_conversations(store, summaries))

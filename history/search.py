@@ -20,16 +20,15 @@ from history.json_store import JsonHistoryStore, read_file
 from history.listing import COLUMNS, conversations_table
 from history.models import Conversation, ConversationSummary
 from history.search_index import SEPARATOR, SEPARATOR_BYTES, Doc, doc_from, fold, text_cache_for, utf8
-from history.store import HistoryStore, readable_conversations
-from history.summary_cache import SUFFIX, StatKey, cache_for, stat_key
+from history.store import HistoryStore, keeps_revisions, readable_conversations
+from history.summary_cache import UNKNOWN_KEY, StatKey, cache_for, stat_key
 
 SEARCH_COLUMNS = [*COLUMNS, "matches", "snippet"]
 SNIPPET_BEFORE = 60  # characters of context before the first match
 SNIPPET_LENGTH = 160  # characters in a snippet at most, before ellipses
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 _ROLE_LABELS = {"s": "System", "u": "User", "a": "Assistant"}
-_UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so the file is read
-_NO_DOC = Doc(_UNKNOWN_KEY, None, "", b"", 0, 0, 0, 0, 0)
+_NO_DOC = Doc(UNKNOWN_KEY, None, "", b"", 0, 0, 0, 0, 0)
 
 
 class SearchHit(NamedTuple):
@@ -64,12 +63,10 @@ def _documents(store: HistoryStore) -> list[tuple[ConversationSummary, Doc]]:
     """Every listed conversation with its text, newest first, in the listing's order."""
     summaries = store.list()
     if isinstance(store, JsonHistoryStore):
-        keys = cache_for(store.root).readable_keys()
-        names = [f"{s.id}{SUFFIX}" for s in summaries]
-        wanted = {name: keys.get(name, _UNKNOWN_KEY) for name in names}
+        wanted = cache_for(store.root).listed_keys(summaries)
         docs = text_cache_for(store.root).docs(wanted, _reader(store.root))
-        return [(s, docs[name]) for s, name in zip(summaries, names, strict=True) if name in docs]
-    if hasattr(store, "revisions") and hasattr(store, "cache_key"):
+        return [(s, docs[name]) for s, name in zip(summaries, wanted, strict=True) if name in docs]
+    if keeps_revisions(store):
         return _documents_by_revision(store, summaries)
     return _documents_uncached(store, summaries)
 
@@ -77,7 +74,7 @@ def _documents(store: HistoryStore) -> list[tuple[ConversationSummary, Doc]]:
 def _documents_uncached(store: HistoryStore, summaries: list[ConversationSummary]):
     """Any other store: read each conversation (correct, not fast)."""
     return [
-        (summary, doc_from(conversation, _UNKNOWN_KEY))
+        (summary, doc_from(conversation, UNKNOWN_KEY))
         for summary, conversation in readable_conversations(store, summaries)
     ]
 
@@ -204,7 +201,7 @@ RECENT_QUERIES = 8
 def _hits(store: HistoryStore, query: str, limit: int | None) -> list[tuple[ConversationSummary, SearchHit]]:
     terms = query_terms(query)
     # Stores with a doc cache hand back the same Doc objects while nothing changed; others build new ones.
-    remember = isinstance(store, JsonHistoryStore) or hasattr(store, "revisions")
+    remember = isinstance(store, JsonHistoryStore) or keeps_revisions(store)
     key = (getattr(store, "root", None) or getattr(store, "cache_key", None), tuple(terms))
     with _recent_lock:
         previous = _recent.get(key, {}) if remember else {}

@@ -99,6 +99,11 @@ class HistoryStore(Protocol):
         """Undo delete(); fails if the id was taken again meanwhile."""
 
 
+def keeps_revisions(store: HistoryStore) -> bool:
+    """Whether the store numbers each change (a database), so caches can re-read only what changed."""
+    return hasattr(store, "revisions") and hasattr(store, "cache_key")
+
+
 def readable_conversations(
     store: HistoryStore, summaries: list[ConversationSummary]
 ) -> Iterator[tuple[ConversationSummary, Conversation]]:

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ SAVE_INTERVAL = 30.0  # otherwise rewrite it at most this often (seconds)
 _MAX_INDEX_BYTES = 512 * 2**20
 
 StatKey = tuple[int, int, int]
+UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so a cache reads the file again
 # Reads one conversation file: returns its summary and the stat key of what it read, raises
 # Unreadable with a reason for the user, or FileNotFoundError if it vanished meanwhile.
 Parser = Callable[[str, os.stat_result], tuple[ConversationSummary, StatKey]]
@@ -124,6 +125,13 @@ class SummaryCache:
         """Stat keys of the readable files as last seen, so other caches (search) skip a second scan."""
         with self.lock:
             return {name: e.key for name, e in self._entries.items() if e.summary is not None}
+
+    def listed_keys(self, summaries: Iterable[ConversationSummary]) -> dict[str, StatKey]:
+        """Each listed conversation's file name and the stat key the listing saw (UNKNOWN_KEY if none),
+        what the search and insights caches compare with their own."""
+        keys = self.readable_keys()
+        names = (f"{summary.id}{SUFFIX}" for summary in summaries)
+        return {name: keys.get(name, UNKNOWN_KEY) for name in names}
 
     def record(self, name: str, info: os.stat_result, summary: ConversationSummary) -> None:
         """Remember a file this process just wrote, so the next listing need not parse it."""
