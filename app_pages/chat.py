@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.shared import MESSAGE_WINDOW, App, delete, notify, reload_after, state
+from app_pages.shared import MESSAGE_WINDOW, App, delete, export_buttons, reload_after, rename, state
 from chatbot.chat import (
     awaiting_reply,
     last_user_index,
@@ -15,9 +15,8 @@ from chatbot.chat import (
 )
 from chatbot.errors import ChatError
 from chatbot.providers.base import WAIT_MESSAGE
-from history.export import conversation_json, conversation_markdown, export_filename
 from history.models import Conversation
-from history.store import ConversationChanged, ConversationNotFound
+from history.store import ConversationChanged
 
 FEEDBACK_VALUES = {"up": 1, "down": 0}  # st.feedback's thumbs: 1 is up, 0 is down
 
@@ -98,13 +97,6 @@ def stream_reply(app: App, regenerate: bool = False) -> None:
     st.rerun()
 
 
-def rename_current(app: App, key: str) -> None:
-    try:
-        state.conversation = app.service.rename(state.conversation.id, state[key])
-    except (ValueError, ConversationNotFound) as error:
-        notify(str(error), "error")
-
-
 def render_header(app: App, conversation: Conversation) -> None:
     st.subheader(conversation.title)
     if not app.store.exists(conversation.id):
@@ -113,17 +105,9 @@ def render_header(app: App, conversation: Conversation) -> None:
     with rename_column.popover("Rename", icon=":material/edit:", width="stretch"):
         key = f"title_{conversation.id}"
         st.text_input("Title", value=conversation.title, key=key, max_chars=200)
-        st.button("Save title", on_click=rename_current, args=(app, key))
+        st.button("Save title", on_click=rename, args=(app, conversation.id, key))
     with export_column.popover("Export", icon=":material/download:", width="stretch"):
-        saved = lambda: app.store.get(conversation.id)  # noqa: E731 -- read when clicked, not every rerun
-        st.download_button(
-            "JSON", lambda: conversation_json(saved()), export_filename(conversation, "json"),
-            mime="application/json", icon=":material/data_object:", on_click="ignore",
-        )
-        st.download_button(
-            "Markdown", lambda: conversation_markdown(saved()), export_filename(conversation, "md"),
-            mime="text/markdown", icon=":material/description:", on_click="ignore",
-        )
+        export_buttons(app, conversation)
     with delete_column.popover("Delete", icon=":material/delete:", width="stretch"):
         st.write("Delete this conversation? You can restore it from History → Recently deleted.")
         st.button("Delete conversation", type="primary", on_click=delete, args=(app, conversation))

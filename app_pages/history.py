@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.shared import App, delete, notify, open_conversation, restore, state
-from history.export import (
-    all_conversations_filename,
-    all_conversations_zip,
-    conversation_json,
-    conversation_markdown,
-    export_filename,
-)
+from app_pages.shared import App, delete, export_buttons, notify, open_conversation, rename, restore, state
+from history.export import all_conversations_filename, all_conversations_zip
 from history.import_formats import ImportFailed
 from history.importers import MAX_IMPORT_BYTES, import_file
 from history.listing import conversations_table, filter_table
@@ -65,17 +59,6 @@ def render_tools(app: App) -> None:
                 )
 
 
-def rename(app: App, conversation_id: str, key: str) -> None:
-    try:
-        renamed = app.service.rename(conversation_id, state[key])
-    except (ValueError, ConversationNotFound) as error:
-        notify(str(error), "error")
-        return
-    if state.conversation.id == conversation_id:
-        state.conversation = renamed
-    state.table_key = state.get("table_key", 0) + 1
-
-
 def render_actions(app: App, conversation_id: str) -> None:
     """Open, rename, export or delete the row picked while managing."""
     try:
@@ -92,14 +75,7 @@ def render_actions(app: App, conversation_id: str) -> None:
     if open_column.button("Open", icon=":material/open_in_new:", type="primary", width="stretch"):
         open_conversation(conversation)
         st.rerun()
-    json_column.download_button(
-        "JSON", conversation_json(conversation), export_filename(conversation, "json"),
-        mime="application/json", icon=":material/data_object:", on_click="ignore", width="stretch",
-    )
-    markdown_column.download_button(
-        "Markdown", conversation_markdown(conversation), export_filename(conversation, "md"),
-        mime="text/markdown", icon=":material/description:", on_click="ignore", width="stretch",
-    )
+    export_buttons(app, conversation, (json_column, markdown_column), width="stretch")
     delete_column.button(
         "Delete", icon=":material/delete:", on_click=delete, args=(app, conversation), width="stretch",
         help="Moves it to Recently deleted, below, where it can be restored.",

@@ -12,6 +12,7 @@ from chatbot.chat import ChatService
 from chatbot.profile import Profile
 from chatbot.providers.base import Provider
 from chatbot.settings import Settings
+from history.export import conversation_json, conversation_markdown, export_filename
 from history.models import Conversation
 from history.store import ConversationNotFound, HistoryStore
 
@@ -83,6 +84,32 @@ def delete(app: App, conversation: Conversation) -> None:
         state.go_to = None
     notify(f"Deleted “{conversation.title}”. History → Recently deleted brings it back.",
            undo=conversation.id)
+
+
+def rename(app: App, conversation_id: str, key: str) -> None:
+    """Give a conversation the title typed in widget `key`; the open chat and the history table follow."""
+    try:
+        renamed = app.service.rename(conversation_id, state[key])
+    except (ValueError, ConversationNotFound) as error:
+        notify(str(error), "error")
+        return
+    if state.conversation.id == conversation_id:
+        state.conversation = renamed
+    state.table_key = state.get("table_key", 0) + 1
+
+
+def export_buttons(app: App, conversation: Conversation, places=(st, st), width: str = "content") -> None:
+    """JSON and Markdown downloads of the conversation as saved, read when clicked, not on every rerun."""
+    json_place, markdown_place = places
+    saved = lambda: app.store.get(conversation.id)  # noqa: E731
+    json_place.download_button(
+        "JSON", lambda: conversation_json(saved()), export_filename(conversation, "json"),
+        mime="application/json", icon=":material/data_object:", on_click="ignore", width=width,
+    )
+    markdown_place.download_button(
+        "Markdown", lambda: conversation_markdown(saved()), export_filename(conversation, "md"),
+        mime="text/markdown", icon=":material/description:", on_click="ignore", width=width,
+    )
 
 
 def reload_after(app: App, error: Exception) -> None:

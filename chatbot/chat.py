@@ -134,8 +134,7 @@ class ChatService:
 
     def add_user_message(self, conversation: Conversation, text: str) -> Conversation:
         """Save the user's message at once, before anything can fail."""
-        if len(text) > self.max_message_chars:
-            raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
+        self._check_length(text)
         return self._save(conversation, make_message("user", text))
 
     def scripted_reply(self, conversation: Conversation) -> Conversation | None:
@@ -212,8 +211,7 @@ class ChatService:
 
     def edit_last_user_message(self, conversation: Conversation, text: str) -> Conversation:
         """Replace the last user message (and the reply to it) with new text, keeping the old ones."""
-        if len(text) > self.max_message_chars:
-            raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
+        self._check_length(text)
         index = last_user_index(conversation)
         if index is None:
             raise ValueError("there is no user message to edit")
@@ -244,6 +242,10 @@ class ChatService:
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
         return self.store.update(conversation_id, title=clean_title(title))
+
+    def _check_length(self, text: str) -> None:
+        if len(text) > self.max_message_chars:
+            raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
 
     def _system_prompt(self, conversation: Conversation) -> str | None:
         """The conversation's own setting, else its imported system message, else the configured one."""
