@@ -48,9 +48,7 @@ def history_store(history_dir: Path, folder: Path, database: str | Engine | None
     `database` is the configured history database, e.g. st.connection("history", type="sql").engine,
     or a URL; None keeps the JSON folder.
     """
-    if database is None:
-        return JsonHistoryStore(folder)
-    return SqlHistoryStore(database, owner_for(history_dir, folder))
+    return open_store(history_dir if database is None else database, owner_for(history_dir, folder))
 
 
 def store_owners(target: str | Path | Engine) -> list[str]:
