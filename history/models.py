@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from history.errors import InvalidConversation
+
 SCHEMA_VERSION = 1
 TITLE_LENGTH = 60
 MAX_TITLE_LENGTH = 200
@@ -18,10 +20,6 @@ _RESERVED_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(10)]
 )
 _KNOWN_KEYS = ("schema_version", "id", "title", "created_at", "updated_at", "model", "messages")
-
-
-class InvalidConversation(ValueError):
-    """A file or import whose content does not fit the history schema."""
 
 
 def utc_now() -> str:

@@ -7,23 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from history.models import Conversation, ConversationSummary, InvalidConversation
+from history.errors import ConversationChanged, ConversationNotFound, InvalidConversation
+from history.models import Conversation, ConversationSummary
+
+__all__ = ["ConversationChanged", "ConversationNotFound", "HistoryStore", "UnreadableFile"]
 
 _BATCH = 500
-
-
-class ConversationNotFound(KeyError):
-    """No conversation with that id (or the id is not a valid one)."""
-
-
-class ConversationChanged(ValueError):
-    """The conversation changed since the caller read it (another tab or server wrote it)."""
-
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(
-            f"Conversation {conversation_id!r} changed in another tab or window; "
-            "it was reloaded, try again."
-        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""Every failure a history store reports, in one tree, each with a message that says what to do.
+
+    HistoryError
+    ├── ConversationNotFound     (also a KeyError)     no conversation with that id
+    ├── ConversationExists       (also FileExistsError) the id is taken
+    ├── ConversationChanged      (also a ValueError)   another tab or server changed it first
+    ├── InvalidConversation      (also a ValueError)   content that does not fit the schema
+    │   └── ConversationTooLarge                       over the 20 MB limit of one conversation
+    └── HistoryUnavailable                             the history cannot be written or reached now
+        ├── HistoryFull                                the disk is full
+        ├── HistoryReadOnly                            the folder cannot be written
+        ├── HistoryBusy                                another window holds the conversation's lock
+        └── DatabaseUnreachable                        the history database does not answer
+
+Stores raise only these (never a bare OSError, filelock.Timeout or SQLAlchemyError), so a page
+catches HistoryError in one place and shows `message`. HistoryUnavailable means "try again once
+the cause is gone": nothing was changed.
+"""
+
+from __future__ import annotations
+
+
+class HistoryError(Exception):
+    """A history failure; `message` is the sentence a user is shown."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConversationNotFound(HistoryError, KeyError):
+    """No conversation with that id (or the id is not a valid one)."""
+
+    def __init__(self, conversation_id: object) -> None:
+        super().__init__(
+            f"Conversation {conversation_id!r} is not in the history: it may have been deleted in "
+            "another window. History → Recently deleted can bring it back."
+        )
+        self.conversation_id = conversation_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class ConversationExists(HistoryError, FileExistsError):
+    """The id is taken: create() and restore() refuse to replace a conversation."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"conversation {conversation_id!r} already exists")
+        self.conversation_id = conversation_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConversationChanged(HistoryError, ValueError):
+    """The conversation changed since the caller read it (another tab or server wrote it)."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"Conversation {conversation_id!r} changed in another tab or window; "
+            "it was reloaded, try again."
+        )
+        self.conversation_id = conversation_id
+
+
+class InvalidConversation(HistoryError, ValueError):
+    """A file or import whose content does not fit the history schema."""
+
+
+class ConversationTooLarge(InvalidConversation):
+    """Saving would take a conversation over the size limit of one conversation."""
+
+
+class HistoryUnavailable(HistoryError):
+    """The history cannot be read or written right now; nothing was changed."""
+
+
+class HistoryFull(HistoryUnavailable):
+    """No space is left where the history is kept."""
+
+
+class HistoryReadOnly(HistoryUnavailable):
+    """The history folder (or database) refuses writes."""
+
+
+class HistoryBusy(HistoryUnavailable):
+    """Another window or server holds the conversation's lock for longer than a save may wait."""
+
+
+class DatabaseUnreachable(HistoryUnavailable):
+    """The history database did not answer (stopped, restarting, or frozen)."""
