@@ -5,7 +5,6 @@ Streamlit wiring only: every decision lives in chatbot/ and history/; the pages 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 
@@ -20,10 +19,12 @@ from chatbot.errors import ChatError
 from chatbot.profile import ProfileError, load_profile
 from chatbot.providers.factory import create_provider, resolve_model
 from chatbot.providers.unavailable import UnavailableProvider
+from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings, SettingsError, load_settings
 from history.backend import history_store
+from history.errors import HistoryError
 from history.sql_schema import SchemaTooNew
-from history.store import ConversationNotFound, HistoryStore
+from history.store import HistoryStore
 from history.warm_up import start_warm_up
 
 st.set_page_config(page_title="Chatbot", page_icon="💬")
@@ -60,6 +61,12 @@ def get_backend(settings: Settings):
     """The provider and model, built once per process; a failure is not cached, so it is tried again."""
     provider = create_provider(settings)
     return provider, resolve_model(settings, provider)
+
+
+@st.cache_resource(show_spinner=False)
+def get_replies() -> ReplyWorkers:
+    """The replies in flight, shared by every browser session of this server process."""
+    return ReplyWorkers()
 
 
 def backend(settings: Settings):
@@ -110,16 +117,23 @@ service = ChatService(
     max_message_chars=settings.max_message_chars,
     profile=profile,
 )
-app = App(settings, access, store, provider, model, service, profile)
+app = App(settings, access, store, provider, model, service, profile, get_replies())
 
-if state.get("folder") != access.folder:  # a new visit, or another user signed in
-    state.folder = access.folder
+
+def start_visit() -> None:
+    """A new visit, or another user signed in: reopen their latest conversation."""
     state.dialog_open = False
-    open_conversation(service.restore_latest())
+    try:
+        open_conversation(service.restore_latest())
+    except HistoryError as error:
+        open_conversation(service.new_conversation())
+        state.error = error.message
     state.go_to = None
-if "replying_to" in state:  # Stop ended the last run mid-reply: show the reply as it was saved
-    with contextlib.suppress(ConversationNotFound):
-        state.conversation = service.open(state.pop("replying_to"))
+    state.folder = access.folder
+
+
+if state.get("folder") != access.folder:
+    start_visit()
 
 app.pages = {
     "chat": st.Page(functools.partial(chat.render, app), title="Chat", icon=":material/chat:",
@@ -130,9 +144,16 @@ app.pages = {
                         icon=":material/insights:", url_path="insights"),
 }
 page = st.navigation(list(app.pages.values()))
-sidebar.render(app)
+try:
+    sidebar.render(app)
+except HistoryError as error:  # the page below still works
+    st.sidebar.error(error.message, icon=":material/error:")
 target = app.pages.get(state.pop("go_to", None) or "")
 if target is not None and target.url_path != page.url_path:
     st.switch_page(target)
 show_notice(app)
-page.run()
+try:
+    page.run()
+except HistoryError as error:  # every page's history failure, in words, with a way to go on
+    st.error(error.message, icon=":material/error:")
+    st.button("Try again", icon=":material/refresh:", key="history_try_again")

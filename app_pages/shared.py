@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -11,10 +13,12 @@ from chatbot.access import Access
 from chatbot.chat import ChatService
 from chatbot.profile import Profile
 from chatbot.providers.base import Provider
+from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings
+from history.errors import ConversationExists, ConversationNotFound, HistoryError
 from history.export import conversation_json, conversation_markdown, export_filename
 from history.models import Conversation
-from history.store import ConversationNotFound, HistoryStore
+from history.store import HistoryStore
 
 state = st.session_state
 MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
@@ -31,6 +35,7 @@ class App:
     model: str
     service: ChatService
     profile: Profile
+    replies: ReplyWorkers
     pages: dict = field(default_factory=dict)  # "chat", "history", "insights" -> st.Page
 
 
@@ -52,29 +57,48 @@ def show_history() -> None:
     state.go_to = "history"
 
 
-def notify(text: str, kind: str = "success", undo: str | None = None) -> None:
+NOTICES = {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}
+
+
+def notify(text: str, kind: str = "success", undo: str | None = None, label: str = "Undo") -> None:
     """A message shown once, at the top of the next run; `undo` is a deleted id to offer back."""
-    state.notice = (kind, text, undo)
+    state.notice = (kind, text, undo, label)
 
 
 def show_notice(app: App) -> None:
     if "notice" not in state:
         return
-    kind, text, undo = state.pop("notice")
-    getattr(st, kind)(text)
+    kind, text, undo, label = state.pop("notice")
+    NOTICES[kind](text)
     if undo:
-        st.button("Undo", icon=":material/undo:", key="undo_delete", on_click=restore, args=(app, undo))
+        st.button(label, icon=":material/undo:", key="undo_delete", on_click=restore, args=(app, undo))
 
 
+def guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """A widget callback whose history failures become a message, never a traceback; what was typed
+    stays in its widget, since a callback's widgets keep their values."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except HistoryError as error:
+            notify(error.message, "error")
+
+    return run
+
+
+@guarded
 def restore(app: App, conversation_id: str) -> None:
     """Bring a deleted conversation back from the trash and open it."""
     try:
         app.store.restore(conversation_id)
         open_conversation(app.service.open(conversation_id))
-    except (ConversationNotFound, FileExistsError) as error:
-        notify(f"Could not restore it: {error}", "error")
+    except (ConversationNotFound, ConversationExists) as error:
+        notify(f"Could not restore it: {error.message}", "error")
 
 
+@guarded
 def delete(app: App, conversation: Conversation) -> None:
     """Move a conversation to the trash, offering Undo; the chat moves on to a fresh one if it was open."""
     with contextlib.suppress(ConversationNotFound):  # deleted in another tab already
@@ -86,11 +110,15 @@ def delete(app: App, conversation: Conversation) -> None:
            undo=conversation.id)
 
 
+@guarded
 def rename(app: App, conversation_id: str, key: str) -> None:
     """Give a conversation the title typed in widget `key`; the open chat and the history table follow."""
     try:
         renamed = app.service.rename(conversation_id, state[key])
-    except (ValueError, ConversationNotFound) as error:
+    except ConversationNotFound as error:
+        notify(error.message, "error")
+        return
+    except ValueError as error:
         notify(str(error), "error")
         return
     if state.conversation.id == conversation_id:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
 from chatbot.profile import Profile
 from chatbot.prompt import MESSAGE_OVERHEAD, build_messages
 from chatbot.providers.base import FINISH_INTERRUPTED, FINISH_STOPPED, ChatRequest, Provider, Reply
-from history.models import Conversation, InvalidConversation, clean_title, make_message
-from history.store import ConversationNotFound, HistoryStore
+from history.errors import ConversationNotFound, InvalidConversation
+from history.json_store import MAX_FILE_BYTES, encode
+from history.models import Conversation, clean_title, make_message
+from history.store import HistoryStore
 
 FEEDBACK = ("up", "down")
 SOURCE_SCRIPTED = "scripted"  # answered from the bot profile, without the model
 SOURCE_FALLBACK = "fallback"  # the profile's reply for when the model could not answer
+STATUS_STREAMING = "streaming"  # a partial reply saved while it is still being generated
+REPLY_ROOM_BYTES = 2**20  # a message is refused when less than this is left for its reply
+STALE_SECONDS = 10.0  # a streaming reply not saved again for this long was cut off by its server
 
 # What the chat shows under a reply that did not finish, by its saved status.
 STATUS_NOTES = {
@@ -22,17 +28,50 @@ STATUS_NOTES = {
         ":material/warning: Reply interrupted: the connection to the model ended before it finished."
     ),
     FINISH_STOPPED: ":material/stop_circle: Reply stopped.",
+    STATUS_STREAMING: ":material/more_horiz: Reply still arriving in another window…",
     "length": ":material/content_cut: Reply cut off at the length limit.",
     SOURCE_SCRIPTED: ":material/bolt: Scripted answer from the bot profile.",
     SOURCE_FALLBACK: ":material/support: The model could not answer; this is the profile's fallback reply.",
 }
 
 
-def status_note(message: dict) -> str | None:
+# Why an interrupted reply stopped, by the error kind saved with it.
+INTERRUPTED_BECAUSE = {
+    "timeout": "the model server stopped sending before it finished (timed out)",
+    "restart": "the app's server stopped before the reply finished",
+    "unexpected": "something went wrong while it was arriving",
+}
+
+
+def status_note(message: dict, now: datetime | None = None) -> str | None:
     """The note to show under a saved assistant message, if it did not end normally."""
     if message.get("role") != "assistant":
         return None
-    return STATUS_NOTES.get(message.get("source") or message.get("status") or message.get("finish_reason"))
+    if is_stale_reply(message, now):
+        return f":material/warning: Reply interrupted: {INTERRUPTED_BECAUSE['restart']}."
+    status = message.get("source") or message.get("status") or message.get("finish_reason")
+    reason = INTERRUPTED_BECAUSE.get(message.get("error"))
+    if status == FINISH_INTERRUPTED and reason:
+        return f":material/warning: Reply interrupted: {reason}."
+    if status == FINISH_INTERRUPTED and message.get("error_detail"):
+        return f":material/warning: Reply interrupted: {message['error_detail']}"
+    return STATUS_NOTES.get(status)
+
+
+def is_streaming(message: dict) -> bool:
+    """A partial reply saved while it was being generated (here, elsewhere, or by a server that died)."""
+    return message.get("role") == "assistant" and message.get("status") == STATUS_STREAMING
+
+
+def is_stale_reply(message: dict, now: datetime | None = None) -> bool:
+    """A streaming reply nobody has saved again for a while: its server stopped mid-reply."""
+    if not is_streaming(message):
+        return False
+    try:
+        saved = datetime.fromisoformat(str(message.get("checkpoint_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return ((now or datetime.now(UTC)) - saved).total_seconds() > STALE_SECONDS
 
 
 def visible_messages(messages: list[dict], limit: int) -> tuple[int, list[tuple[int, dict]]]:
@@ -99,6 +138,24 @@ class ContextEstimate:
         return text
 
 
+@dataclass(frozen=True)
+class ReplyResult:
+    """How a reply ended, as saved: from the provider's Reply, or the text so far when stopped."""
+
+    text: str
+    finish_reason: str | None
+    usage: dict | None = None
+    model: str | None = None
+    error: ChatError | None = None
+    latency_ms: int | None = None
+    first_token_ms: int | None = None
+
+    @classmethod
+    def of(cls, reply: Reply) -> ReplyResult:
+        return cls(reply.text, reply.finish_reason, reply.usage, reply.model, reply.error,
+                   reply.latency_ms, reply.first_token_ms)
+
+
 def awaiting_reply(conversation: Conversation) -> bool:
     """True when the last saved message is the user's: a reply failed or never came."""
     return bool(conversation.messages) and conversation.messages[-1]["role"] == "user"
@@ -135,7 +192,9 @@ class ChatService:
     def add_user_message(self, conversation: Conversation, text: str) -> Conversation:
         """Save the user's message at once, before anything can fail."""
         self._check_length(text)
-        return self._save(conversation, make_message("user", text))
+        message = make_message("user", text)
+        self._check_room(conversation, message)
+        return self._save(conversation, message)
 
     def scripted_reply(self, conversation: Conversation) -> Conversation | None:
         """Answer the last message from the profile's script, saved at once; None if no entry matches."""
@@ -180,34 +239,55 @@ class ChatService:
 
         A regenerated reply replaces the last one, which is kept in its `alternatives`.
         """
-        if not reply.text:
-            if reply.error is None or not self.profile.fallback:
-                return conversation
-            message = make_message(
-                "assistant", self.profile.fallback, source=SOURCE_FALLBACK, error=reply.error.kind
-            )
-            return self._save_reply_message(conversation, message, regenerate)
-        details: dict = {
-            "model": reply.model or conversation.model or self.model,
-            "finish_reason": reply.finish_reason,
-        }
-        if reply.finish_reason in (FINISH_INTERRUPTED, FINISH_STOPPED):
-            details["status"] = reply.finish_reason
-        if reply.usage:
-            details["usage"] = reply.usage
-        if reply.latency_ms is not None:
-            details["latency_ms"] = reply.latency_ms
-            details["first_token_ms"] = reply.first_token_ms
-        message = make_message("assistant", reply.text, **details)
-        return self._save_reply_message(conversation, message, regenerate)
-
-    def _save_reply_message(
-        self, conversation: Conversation, message: dict, regenerate: bool
-    ) -> Conversation:
+        message = self.reply_message(conversation, ReplyResult.of(reply))
+        if message is None:
+            return conversation
         if not regenerate:
             return self._save(conversation, message)
         message["alternatives"] = versions_before(conversation.messages[-1])
         return self._replace_from(conversation, len(conversation.messages) - 1, message)
+
+    def reply_message(self, conversation: Conversation, result: ReplyResult) -> dict | None:
+        """The assistant message to save for a finished reply; None when there is nothing to keep."""
+        if not result.text:
+            if result.error is None or not self.profile.fallback:
+                return None
+            return make_message(
+                "assistant", self.profile.fallback, source=SOURCE_FALLBACK, error=result.error.kind
+            )
+        details: dict = {
+            "model": result.model or conversation.model or self.model,
+            "finish_reason": result.finish_reason,
+        }
+        if result.finish_reason in (FINISH_INTERRUPTED, FINISH_STOPPED):
+            details["status"] = result.finish_reason
+        if result.error is not None:
+            details["error"] = result.error.kind
+            if result.error.kind not in INTERRUPTED_BECAUSE:
+                details["error_detail"] = result.error.message
+        if result.usage:
+            details["usage"] = result.usage
+        if result.latency_ms is not None:
+            details["latency_ms"] = result.latency_ms
+            details["first_token_ms"] = result.first_token_ms
+        return make_message("assistant", result.text, **details)
+
+    def streaming_message(self, conversation: Conversation, text: str, *, checkpoint_at: str) -> dict:
+        """The partial reply as saved while it streams, so other tabs and servers can show it."""
+        return make_message(
+            "assistant", text, model=conversation.model or self.model,
+            status=STATUS_STREAMING, checkpoint_at=checkpoint_at,
+        )
+
+    def settle(self, conversation: Conversation, in_flight: bool) -> Conversation:
+        """Mark a reply left streaming by a server that stopped (none in flight here) as interrupted."""
+        if not conversation.messages or in_flight or not is_stale_reply(conversation.messages[-1]):
+            return conversation
+        index = len(conversation.messages) - 1
+        return self.store.update_message(
+            conversation.id, index, conversation.messages[index]["created_at"],
+            status=FINISH_INTERRUPTED, finish_reason=FINISH_INTERRUPTED, error="restart", checkpoint_at=None,
+        )
 
     def edit_last_user_message(self, conversation: Conversation, text: str) -> Conversation:
         """Replace the last user message (and the reply to it) with new text, keeping the old ones."""
@@ -242,6 +322,17 @@ class ChatService:
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
         return self.store.update(conversation_id, title=clean_title(title))
+
+    def _check_room(self, conversation: Conversation, message: dict) -> None:
+        """Refuse a message whose reply could no longer be saved: the conversation is nearly full."""
+        data = {**conversation.to_dict(), "messages": [*conversation.messages, message]}
+        trial = Conversation.from_dict(data)
+        try:
+            size = len(encode(trial))
+        except InvalidConversation:
+            size = MAX_FILE_BYTES
+        if size + REPLY_ROOM_BYTES > MAX_FILE_BYTES:
+            raise ChatError("conversation_full", limit=MAX_FILE_BYTES // 2**20)
 
     def _check_length(self, text: str) -> None:
         if len(text) > self.max_message_chars:
@@ -278,6 +369,8 @@ class ChatService:
     def _save(self, conversation: Conversation, message: dict) -> Conversation:
         if self.store.exists(conversation.id):
             return self.store.append(conversation.id, message)
+        if conversation.messages:  # it was saved, so it was deleted meanwhile: never re-create it
+            raise ConversationNotFound(conversation.id)
         conversation.add(message)
         if not conversation.model:
             conversation.model = self.model

@@ -50,6 +50,14 @@ MESSAGES = {
         "Your message has {length} characters; the limit is {limit} (CHATBOT_MAX_MESSAGE_CHARS). "
         "It was not sent: shorten it or split it into parts."
     ),
+    "conversation_full": (
+        "This conversation has reached the {limit} MB limit of one conversation, so your message was "
+        "not sent. Press Continue in a new conversation to carry your message over to a fresh one."
+    ),
+    "reply_in_progress": (
+        "The assistant is still replying in this conversation. Wait for it to finish, or press Stop, "
+        "then send your message: it is still in the box."
+    ),
     "context_full": (
         "The conversation is too long for the model's context window ({detail}). Start a "
         "new chat or shorten your message, then press Retry."
