@@ -18,6 +18,7 @@ from app_pages.shared import (
 )
 from chatbot.chat import (
     awaiting_reply,
+    is_stale_reply,
     is_streaming,
     last_user_index,
     pending_action,
@@ -148,7 +149,8 @@ def attach(app: App) -> ReplyJob | None:
 @st.fragment(run_every=2)
 def watch_elsewhere(app: App, conversation: Conversation) -> None:
     """A reply streaming on another server: show each checkpoint, until it ends or goes stale."""
-    if app.store.get(conversation.id).to_dict() != conversation.to_dict():
+    saved = app.store.get(conversation.id)
+    if saved.to_dict() != conversation.to_dict() or (saved.messages and is_stale_reply(saved.messages[-1])):
         st.rerun(scope="app")
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.shared import App, delete, export_buttons, notify, open_conversation, rename, restore, state
+from history.errors import ConversationNotFound, HistoryError
 from history.export import all_conversations_filename, all_conversations_zip
 from history.import_formats import ImportFailed
 from history.importers import MAX_IMPORT_BYTES, import_file
 from history.listing import conversations_table, filter_table
 from history.search import search_table
-from history.store import ConversationNotFound
 
 COLUMNS = {
     "title": st.column_config.TextColumn("Title", width="large"),
@@ -29,6 +29,9 @@ def import_upload(app: App, upload) -> None:
         notify(report.summary(), "success" if report.imported else "warning")
     except ImportFailed as error:
         notify(str(error), "error")
+    except HistoryError as error:
+        notify(f"{error.message} The import stopped there: import the file again once this is fixed, "
+               "and what already came in is skipped.", "error")
     state.upload_key = state.get("upload_key", 0) + 1  # clears the uploader
     state.table_key = state.get("table_key", 0) + 1
     st.rerun()
@@ -63,7 +66,10 @@ def render_actions(app: App, conversation_id: str) -> None:
     """Open, rename, export or delete the row picked while managing."""
     try:
         conversation = app.service.open(conversation_id)
-    except (ConversationNotFound, ValueError) as error:
+    except ConversationNotFound as error:
+        st.warning(error.message)
+        return
+    except ValueError as error:
         st.error(str(error))
         return
     st.markdown(f"**{conversation.title}** · {len(conversation.messages)} messages")
@@ -82,6 +88,12 @@ def render_actions(app: App, conversation_id: str) -> None:
     )
 
 
+def picked_id(rows: list[int], ids: list[str]) -> str | None:
+    """The id of the row the user picked, from the table as it was drawn for them: another tab may
+    have added or deleted conversations since, which moves rows."""
+    return ids[rows[0]] if rows and rows[0] < len(ids) else None
+
+
 def render(app: App) -> None:
     st.subheader("Saved conversations")
     query_column, dates_column, manage_column = st.columns([5, 4, 2], vertical_alignment="bottom")
@@ -97,21 +109,28 @@ def render(app: App) -> None:
             "No saved conversations yet. Start chatting and they will appear here."
         )
     else:
+        key = f"history_table_{state.get('table_key', 0)}_{query}_{dates}_{managing}"
+        shown_ids = state.get("history_rows", {}).get(key, [])  # the rows as drawn when the user picked
+        state.history_rows = {key: list(table["id"])}
         event = st.dataframe(
             table,
-            key=f"history_table_{state.get('table_key', 0)}_{query}_{dates}_{managing}",
+            key=key,
             on_select="rerun",
             selection_mode="single-row",
             hide_index=True,
             column_order=("title", "snippet", "updated", "messages", "model", "created"),
             column_config=COLUMNS,
         )
-        picked = table.iloc[event.selection.rows[0]]["id"] if event.selection.rows else None
+        picked = picked_id(event.selection.rows, shown_ids or state.history_rows[key])
         if managing and picked:
             render_actions(app, picked)
         elif picked:
-            open_conversation(app.service.open(picked))
-            st.rerun()
+            try:
+                open_conversation(app.service.open(picked))
+            except ConversationNotFound as error:
+                st.warning(error.message)
+            else:
+                st.rerun()
         else:
             st.caption("Pick a row to manage it." if managing else "Pick a row to open that conversation.")
     render_tools(app)

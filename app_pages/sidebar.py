@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.shared import App, show_history, start_fresh, state
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
+from history.errors import HistoryError
 from history.models import Conversation
 
 
@@ -61,6 +62,8 @@ def settings_form(app: App, conversation: Conversation) -> None:
                 options = ConversationSettings.from_form(temperature, prompt)
                 state.conversation = app.service.configure(conversation, chosen, options)
                 st.toast("Settings saved for this conversation.", icon=":material/check:")
+            except HistoryError as error:  # the form keeps what was typed, to save again
+                st.error(error.message)
             except ValueError as error:
                 st.error(str(error))
     st.caption(app.service.context_estimate(state.conversation).describe())

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from chatbot.chat import STATUS_STREAMING, ChatService, ReplyResult, versions_before
 from chatbot.errors import ChatError
 from chatbot.providers.base import FINISH_ERROR, FINISH_INTERRUPTED, FINISH_STOPPED, Reply
-from history.errors import ConversationChanged, HistoryError
+from history.errors import ConversationChanged, HistoryError, HistoryUnavailable
 from history.models import Conversation, utc_now
 
 CHECKPOINT_SECONDS = 1.0  # the partial reply is saved at least this often while text arrives
@@ -128,13 +128,15 @@ class ReplyJob:
             self._checkpointed_text, self._checkpointed_at = text, now
 
     def _complete(self, result: ReplyResult) -> None:
-        """Save the ended reply, then let the runs following it know it ended."""
+        """Save the ended reply, then let the runs following it know it ended, whatever the save did."""
         self.error = result.error
-        self._save(result)
-        with self._changed:
-            self._result = result
-            self.finished_at = time.monotonic()
-            self._changed.notify_all()
+        try:
+            self._save(result)
+        finally:
+            with self._changed:
+                self._result = result
+                self.finished_at = time.monotonic()
+                self._changed.notify_all()
 
     def _save(self, result: ReplyResult) -> None:
         message = self.service.reply_message(self._base, result)
@@ -165,6 +167,10 @@ class ReplyJob:
             )
         except HistoryError as error:
             self.save_error = error
+            return None
+        except Exception as error:  # noqa: BLE001 - a store bug must not leave the reply unfinished
+            _log.exception("saving the reply to %s failed", self.conversation_id)
+            self.save_error = HistoryUnavailable(f"The reply could not be saved ({type(error).__name__}).")
             return None
         self.save_error = None
         self._placed = (start, message["created_at"])
