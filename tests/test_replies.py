@@ -93,7 +93,8 @@ def test_stop_keeps_what_arrived_marks_it_stopped_and_stops_reading(service, sto
     wait_for(lambda: "w05" in job.text)
     job.stop()
     reply = store.get(conversation.id).messages[-1]
-    assert reply["status"] == "stopped" and STORY.startswith(reply["content"]) and "w39" not in reply["content"]
+    assert reply["status"] == "stopped" and STORY.startswith(reply["content"])
+    assert "w39" not in reply["content"]
     wait_for(lambda: openai_server.hung_up)
     assert openai_server.hung_up[0][0] < openai_server.hung_up[0][1]
     assert len(store.get(conversation.id).messages) == 2
