@@ -54,6 +54,12 @@ MESSAGES = {
         "that OPENAI_BASE_URL points at the API (usually ending in /v1), then press Retry."
     ),
     "server_said": "The model server reported an error: {detail}",
+    "no_model": (
+        "Cannot pick a model: the server at {base_url} answered /v1/models with {what}, not a "
+        "list of models. Set CHATBOT_MODEL in "
+        f"{SECRETS_HINT} to the model to use, or check that OPENAI_BASE_URL points at the API "
+        "(usually ending in /v1); then press Retry."
+    ),
     "no_backend": (
         "No model is configured. Set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for "
         f"Ollama, vLLM, llama.cpp's server or LM Studio) in {SECRETS_HINT}, or install the "

@@ -82,3 +82,41 @@ def test_a_hang_before_the_first_token_says_nothing_arrived(new_visit, openai_se
     assert chat(at) == [("user", "hello?")]
     assert user_messages_saved(history_dir) == ["hello?"]
     assert any(b.label == "Retry" for b in at.button)
+
+
+def visit_every_page(at):
+    """Open the Chat, History and Insights pages in turn; each must render without an exception."""
+    assert not at.exception and at.chat_input
+    for page in ("history", "insights", "chat"):
+        at.session_state["go_to"] = page
+        at.run()
+        assert not at.exception, page
+    return at
+
+
+def test_a_model_list_in_html_falls_back_to_chatbot_model(new_visit, openai_server, history_dir):
+    openai_server.models_fault = "html"
+    at = visit_every_page(new_visit(CHATBOT_MODEL="configured-model"))
+    assert next(t for t in at.sidebar.text_input if t.label == "Model").value == "configured-model"
+    send(at, "Still there?")
+    assert not at.exception and not at.error
+    assert chat(at)[-1] == ("assistant", "Echo: Still there?")
+    assert openai_server.chat_requests[-1].body["model"] == "configured-model"
+
+
+@pytest.mark.parametrize("fault", ["html", "non_json", "wrong_shape"])
+def test_a_model_list_that_cannot_be_read_says_to_set_chatbot_model(
+    new_visit, openai_server, history_dir, fault
+):
+    openai_server.models_fault = fault
+    at = visit_every_page(new_visit())
+    send(at, "Which model?")
+    assert not at.exception
+    [error] = at.error
+    assert "/v1/models" in error.value and "CHATBOT_MODEL" in error.value
+    assert openai_server.chat_requests == []
+    assert user_messages_saved(history_dir) == ["Which model?"]
+    openai_server.models_fault = None
+    button(at, "Retry").click().run()
+    assert not at.exception and not at.error
+    assert chat(at)[-1] == ("assistant", "Echo: Which model?")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from chatbot.errors import ChatError
 from chatbot.providers.base import ChatRequest, Reply
 from chatbot.providers.openai_provider import OpenAIProvider
 from tests.openai_server import Script
@@ -253,6 +254,18 @@ def test_a_drop_before_any_text_does_not_claim_a_part_arrived(provider, openai_s
     assert reply.text == "" and reply.finish_reason == "error"
     assert reply.error.kind == "dropped_early" and "Retry" in reply.error.message
     assert "arrived is kept" not in reply.error.message
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [("html", "an HTML page"), ("non_json", "a reply that is not JSON"),
+     ("wrong_shape", "a model list of the wrong shape")],
+)
+def test_a_model_list_that_cannot_be_read_is_a_chat_error(provider, openai_server, fault, what):
+    openai_server.models_fault = fault
+    with pytest.raises(ChatError) as info:
+        provider.list_models()
+    assert info.value.kind == "bad_response" and f"it sent {what}" in info.value.message
 
 
 # Reply itself: whatever a provider's stream raises ends the reply as an error, never as a Stop.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import httpx2
@@ -14,6 +15,8 @@ HTML_PAGE = "an HTML page"
 EMPTY_REPLY = "an empty reply"
 NOT_JSON_LINE = "a line that is not JSON"
 WRONG_SHAPE_CHUNK = "a chunk of the wrong shape"
+NOT_JSON_REPLY = "a reply that is not JSON"
+WRONG_SHAPE_MODELS = "a model list of the wrong shape"
 
 
 class NotOpenAIFormat(Exception):
@@ -69,3 +72,19 @@ def _choice_parts(choice: object) -> tuple[str | None, str | None]:
     if not isinstance(content, str | None) or not isinstance(choice.finish_reason, str | None):
         raise NotOpenAIFormat(WRONG_SHAPE_CHUNK)
     return content, choice.finish_reason
+
+
+def model_ids(response: httpx2.Response) -> list[str]:
+    """The ids in a /v1/models answer, in its order; NotOpenAIFormat if it is not such a list."""
+    if is_html(response):
+        raise NotOpenAIFormat(HTML_PAGE)
+    try:
+        listing = json.loads(response.content)
+    except ValueError:  # not JSON, or not UTF-8
+        raise NotOpenAIFormat(NOT_JSON_REPLY) from None
+    models = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(models, list) or not all(
+        isinstance(model, dict) and isinstance(model.get("id"), str) for model in models
+    ):
+        raise NotOpenAIFormat(WRONG_SHAPE_MODELS)
+    return [model["id"] for model in models]

@@ -16,6 +16,7 @@ from chatbot.providers.openai_format import (
     NOT_JSON_LINE,
     NotOpenAIFormat,
     is_html,
+    model_ids,
     read_chunk,
 )
 
@@ -47,11 +48,15 @@ class OpenAIProvider:
         return Reply(self._stream(request))
 
     def list_models(self) -> list[str]:
-        """The server's models, in the order it lists them."""
+        """The server's models, in the order it lists them; ChatError if it cannot say."""
         try:
-            return [model.id for model in self._client.models.list()]
+            response = self._client.models.with_raw_response.list().http_response
         except openai.APIError as error:
             raise self._explain(error, model="") from None
+        try:
+            return model_ids(response)
+        except NotOpenAIFormat as error:
+            raise ChatError("bad_response", base_url=self.base_url, what=error.what) from None
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
