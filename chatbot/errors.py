@@ -41,6 +41,25 @@ MESSAGES = {
         "The connection to the model server dropped while the reply was streaming. The part "
         "that arrived is kept; press Retry to ask again."
     ),
+    "dropped_early": (
+        "The connection to the model server dropped before any of the reply arrived. Press "
+        "Retry to ask again."
+    ),
+    "stalled": (
+        "The model server stopped sending partway through the reply: nothing more came within "
+        "CHATBOT_TIMEOUT. The part that arrived is kept; press Retry to ask again."
+    ),
+    "bad_response": (
+        "The server at {base_url} did not answer in the OpenAI format: it sent {what}. Check "
+        "that OPENAI_BASE_URL points at the API (usually ending in /v1), then press Retry."
+    ),
+    "server_said": "The model server reported an error: {detail}",
+    "no_model": (
+        "Cannot pick a model: the server at {base_url} answered /v1/models with {what}, not a "
+        "list of models. Set CHATBOT_MODEL in "
+        f"{SECRETS_HINT} to the model to use, or check that OPENAI_BASE_URL points at the API "
+        "(usually ending in /v1); then press Retry."
+    ),
     "no_backend": (
         "No model is configured. Set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for "
         f"Ollama, vLLM, llama.cpp's server or LM Studio) in {SECRETS_HINT}, or install the "
@@ -82,10 +101,11 @@ class ChatError(Exception):
     def __init__(self, kind: str, **context: object):
         self.kind = kind
         self.status = context.get("status")
+        self.context = {k: v for k, v in context.items() if v is not None}  # what filled the message
         template = MESSAGES.get(kind, MESSAGES["unexpected"])
         values = {"model": "", "base_url": "the configured address", "status": "", "detail": ""}
-        values.update(limit="", length="")
-        values.update({k: v for k, v in context.items() if v is not None})
+        values.update(limit="", length="", what="something else")
+        values.update(self.context)
         self.message = template.format(**values)
         super().__init__(self.message)
 

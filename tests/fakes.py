@@ -17,7 +17,7 @@ class Scripted:
 
     deltas: tuple[str, ...]
     finish_reason: str | None = "stop"
-    error: ChatError | None = None
+    error: Exception | None = None  # a ChatError, or any exception a buggy provider might raise
 
 
 class FakeProvider:

@@ -1,6 +1,7 @@
 """Real OpenAI-compatible HTTP server (stdlib only) so tests drive the genuine SDK over a socket.
 
 Script replies with ``OpenAIServer.enqueue``; ``python -m tests.openai_server`` serves echo replies.
+``Script(fault=...)`` and ``OpenAIServer.models_fault`` make it answer like a broken server (see FAULTS).
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ from typing import Any, Self
 _TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+\Z")
 _LOREM = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do"]
 _CHAT_PATH = "/v1/chat/completions"
+HTML_PAGE = ("<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n"
+             "<body><h1>It works!</h1><p>This is the web server's default page.</p></body></html>\n")
+
+# What a broken server sends in place of a chat stream, per Script.fault (streamed replies; "html" always):
+#   non_json     a `data:` line that is not JSON (fault_data: the line's text)
+#   wrong_shape  a chunk of the wrong shape (fault_data: the JSON value; default `choices` not a list)
+#   html         HTTP 200 with Content-Type text/html and a web page (fault_data: the page)
+#   empty        HTTP 200 event stream with no events at all, then the end
+#   error_event  `data: {"error": {...}}`, as OpenAI sends a failure mid-stream (message: its text)
+# Every fault but html and empty comes after `fault_after` content deltas; then the stream ends.
+FAULTS = ("non_json", "wrong_shape", "html", "empty", "error_event")
+# What GET /v1/models answers instead of the list, per OpenAIServer.models_fault.
+MODELS_FAULTS = ("html", "non_json", "wrong_shape")
 
 # status -> (error type, error code, default message); "{model}" is filled in.
 ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -63,6 +77,13 @@ class Script:
     split_every: int | None = None
     deltas: list[str] | None = None
     message: str | None = None
+    fault: str | None = None  # one of FAULTS
+    fault_after: int = 0
+    fault_data: Any = None
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}: use one of {FAULTS}")
 
     @classmethod
     def long(cls, tokens: int = 4000, tokens_per_second: float | None = 500, **kw: Any) -> Script:
@@ -158,9 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.requests.append(RecordedRequest(self.command, self.path, headers, body))
         route = (self.command, self.path.split("?")[0].rstrip("/"))
         if route == ("GET", "/v1/models"):
-            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "test"}
-                    for m in app.models]
-            self._send_json(200, {"object": "list", "data": data})
+            self._models(app.models_fault)
         elif route == ("POST", _CHAT_PATH):
             self._chat(body)
         else:
@@ -169,6 +188,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": error})
 
     do_GET = do_POST = _dispatch
+
+    def _models(self, fault: str | None) -> None:
+        """The model list, or the nonsense OpenAIServer.models_fault asks for."""
+        if fault == "html":
+            return self._send_html(HTML_PAGE)
+        if fault == "non_json":
+            return self._send_raw(200, "application/json", b"<not json at all>")
+        if fault == "wrong_shape":
+            return self._send_json(200, {"object": "list", "data": "test-model"})
+        data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "test"}
+                for m in self.server.app.models]
+        return self._send_json(200, {"object": "list", "data": data})
 
     def _read_body(self) -> Any:
         """Read and parse the JSON body; None when absent or not JSON."""
@@ -191,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = script.message or script.text or None
             self._send_json(script.status, error_payload(script.status, envelope["model"], message),
                             script.headers)
+        elif script.fault == "html":
+            self._send_html(script.fault_data or HTML_PAGE, script.headers)
         elif body.get("stream"):
             self._stream(script, body, envelope)
         else:
@@ -211,11 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         app._wait(script.first_token_delay)
+        if script.fault == "empty":
+            return self._write_chunk(b"")
         self._event(_chunk(envelope, {"role": "assistant", "content": ""}))
         pieces, start = script.pieces(), time.monotonic()
         for index, piece in enumerate(pieces):
             if index == script.drop_after:
                 return self._drop()
+            if script.fault and index == script.fault_after:
+                return self._fault(script, envelope)
             if index:
                 app._pace(script, start, index)
             try:
@@ -225,6 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
         if script.drop_after is not None:
             return self._drop()
+        if script.fault:
+            return self._fault(script, envelope)
         if script.finish_reason is not None:
             self._event(_chunk(envelope, {}, script.finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -233,6 +272,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
         return None
+
+    def _fault(self, script: Script, envelope: dict) -> None:
+        """Send the scripted nonsense as one SSE event, then end the stream cleanly."""
+        if script.fault == "non_json":
+            data = script.fault_data or "this is not JSON {"
+        elif script.fault == "wrong_shape":
+            shape = script.fault_data if script.fault_data is not None else {**_chunk(envelope, {}),
+                                                                             "choices": "not a list"}
+            data = json.dumps(shape)
+        else:  # error_event
+            message = script.message or "The model crashed while generating."
+            data = json.dumps({"error": {"message": message, "type": "server_error", "param": None,
+                                         "code": "internal_error"}})
+        self._write_chunk(f"data: {data}\n\n".encode())
+        self._write_chunk(b"")
+
+    def _send_html(self, page: str, extra: dict | None = None) -> None:
+        """Send a web page with status 200, as a proxy or web server at the wrong address does."""
+        self._send_raw(200, "text/html; charset=utf-8", page.encode(), extra)
 
     def _start_response(self, status: int, content_type: str, extra: dict[str, str]) -> None:
         """Status line plus common and scripted headers."""
@@ -244,12 +302,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: dict, extra: dict | None = None, drop: bool = False) -> None:
         """Send a complete JSON response; with drop, cut it off halfway through the body."""
         data = json.dumps(payload).encode()
-        self._start_response(status, "application/json", extra or {})
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data[: len(data) // 2] if drop else data)
+        self._send_raw(status, "application/json", data[: len(data) // 2] if drop else data, extra,
+                       length=len(data))
         if drop:
             self._drop()
+
+    def _send_raw(self, status: int, content_type: str, data: bytes, extra: dict | None = None,
+                  length: int | None = None) -> None:
+        """Send a body as it is; `length` may promise more than is sent, for a cut-off response."""
+        self._start_response(status, content_type, extra or {})
+        self.send_header("Content-Length", str(len(data) if length is None else length))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _event(self, payload: dict) -> None:
         """Write one SSE data event as its own chunk."""
@@ -274,6 +338,8 @@ class OpenAIServer:
     def __init__(self, models: list[str] | None = None, port: int = 0,
                  tokens_per_second: float | None = None, verbose: bool = False) -> None:
         self.models = list(models or ["test-model"])
+        self._initial_models = list(self.models)
+        self.models_fault: str | None = None  # one of MODELS_FAULTS: /v1/models answers nonsense
         self.port = port
         self.tokens_per_second = tokens_per_second
         self.verbose = verbose
@@ -350,8 +416,10 @@ class OpenAIServer:
         self.enqueue(*(Script(status=status, **kw) for _ in range(times)))
 
     def reset(self) -> None:
-        """Forget queued replies and recorded requests between tests."""
+        """Forget queued replies, recorded requests, changed models and faults between tests."""
         with self._lock:
+            self.models = list(self._initial_models)
+            self.models_fault = None
             self._queue.clear()
             self.requests.clear()
             self.hung_up.clear()

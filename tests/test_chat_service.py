@@ -97,6 +97,18 @@ def test_a_reply_cut_short_is_kept_but_one_with_no_text_saves_nothing(store, pro
     assert store.path_for(conversation.id).read_bytes() == before
 
 
+def test_a_reply_that_fails_unexpectedly_is_saved_as_interrupted_never_as_stopped(store, provider, service):
+    provider.enqueue(Scripted(("Half a", " thought"), error=KeyError("choices")))
+    conversation = service.add_user_message(service.new_conversation(), "Hi")
+    reply = service.request_reply(conversation)
+    list(reply)
+    reply.stop()  # as the page does after every reply
+    assert reply.error.kind == "unexpected" and "KeyError" in reply.error.message
+    saved = on_disk(store, service.save_reply(conversation, reply).id)["messages"][-1]
+    assert saved["content"] == "Half a thought"
+    assert saved["status"] == saved["finish_reason"] == "interrupted"
+
+
 def test_regenerating_replaces_the_last_reply_and_keeps_every_earlier_version(store, provider, service):
     provider.enqueue("First answer", "Second answer", "Third answer")
     conversation = talk(service, service.new_conversation(), "Question?")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from chatbot.providers.base import ChatRequest
+from chatbot.errors import ChatError
+from chatbot.providers.base import ChatRequest, Reply
 from chatbot.providers.openai_provider import OpenAIProvider
 from tests.openai_server import Script
 
@@ -148,3 +149,147 @@ def test_stopping_closes_the_stream(provider, openai_server):
 def test_models_are_listed_in_server_order(openai_server, provider):
     openai_server.models = ["first-model", "second-model"]
     assert provider.list_models() == ["first-model", "second-model"]
+
+
+# A server that answers, but not in the OpenAI format: each fault is explained, never raised.
+
+BASE_URL_HINT = "Check that OPENAI_BASE_URL points at the API"
+
+
+def assert_bad_response(provider, reply, what):
+    assert reply.error.kind == "bad_response"
+    assert f"it sent {what}" in reply.error.message
+    assert provider.base_url in reply.error.message and BASE_URL_HINT in reply.error.message
+
+
+def test_a_line_that_is_not_json_ends_the_reply_with_what_arrived(provider, openai_server):
+    openai_server.enqueue(Script("one two three", fault="non_json", fault_after=2))
+    reply, deltas = ask(provider)
+    assert reply.text == "one two" == "".join(deltas)
+    assert reply.finish_reason == "interrupted"
+    assert_bad_response(provider, reply, "a line that is not JSON")
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"id": "x", "model": "m", "choices": "not a list"},
+        "a JSON string",
+        [1, 2, 3],
+        {"choices": ["not an object"]},
+        {"choices": [{"delta": "not an object"}]},
+        {"choices": [{"delta": {"content": 42}}]},
+        {"choices": [{"delta": {}, "finish_reason": ["stop"]}]},
+        {"choices": [], "model": 7},
+        {"choices": [], "usage": "lots"},
+    ],
+    ids=["choices-string", "string", "list", "choice-string", "delta-string", "content-number",
+         "finish-list", "model-number", "usage-string"],
+)
+def test_a_chunk_of_the_wrong_shape_is_explained(provider, openai_server, chunk):
+    openai_server.enqueue(Script("kept so far", fault="wrong_shape", fault_after=2, fault_data=chunk))
+    reply, _ = ask(provider)
+    assert reply.text == "kept so"
+    assert reply.finish_reason == "interrupted"
+    assert_bad_response(provider, reply, "a chunk of the wrong shape")
+
+
+def test_an_html_page_with_status_200_is_explained(provider, openai_server):
+    openai_server.enqueue(Script("never", fault="html"))
+    reply, deltas = ask(provider)
+    assert deltas == [] and reply.finish_reason == "error"
+    assert_bad_response(provider, reply, "an HTML page")
+
+
+@pytest.mark.parametrize(
+    "script", [Script("never", fault="empty"), Script("", finish_reason=None)], ids=["no-events", "no-text"]
+)
+def test_an_empty_reply_with_status_200_is_explained(provider, openai_server, script):
+    openai_server.enqueue(script)
+    reply, deltas = ask(provider)
+    assert deltas == [] and reply.finish_reason == "error"
+    assert_bad_response(provider, reply, "an empty reply")
+
+
+def test_an_error_event_mid_stream_keeps_the_text_and_shows_the_servers_words(provider, openai_server):
+    said = "CUDA out of memory while serving sk-test-key-123456 (Bearer abc.def)"
+    openai_server.enqueue(Script("The answer is", fault="error_event", fault_after=2, message=said))
+    reply, _ = ask(provider)
+    assert reply.text == "The answer"
+    assert reply.finish_reason == "interrupted"
+    assert reply.error.kind == "server_said"
+    assert "The model server reported an error: CUDA out of memory" in reply.error.message
+    assert "sk-test-key" not in reply.error.message and "abc.def" not in reply.error.message
+    assert "dropped" not in reply.error.message
+
+
+def test_an_error_event_before_any_text_is_the_servers_words_too(provider, openai_server):
+    openai_server.enqueue(Script("never", fault="error_event", message="model is loading"))
+    reply, _ = ask(provider)
+    assert reply.text == "" and reply.finish_reason == "error"
+    assert reply.error.kind == "server_said" and "model is loading" in reply.error.message
+
+
+def test_a_hang_before_the_first_token_is_a_timeout_that_claims_nothing_arrived(openai_server):
+    provider = OpenAIProvider("k", openai_server.base_url, timeout=0.3, max_retries=0)
+    openai_server.enqueue(Script("too late", first_token_delay=1.5))
+    reply, deltas = ask(provider)
+    assert deltas == [] and reply.finish_reason == "error"
+    assert reply.error.kind == "timeout" and "CHATBOT_TIMEOUT" in reply.error.message
+    assert "arrived" not in reply.error.message
+
+
+def test_a_hang_partway_keeps_the_part_and_says_so(openai_server):
+    provider = OpenAIProvider("k", openai_server.base_url, timeout=0.3, max_retries=0)
+    openai_server.enqueue(Script(deltas=["first", " part", " never"], chunk_delay=1.5))
+    reply, _ = ask(provider)
+    assert reply.text == "first" and reply.finish_reason == "interrupted"
+    assert reply.error.kind == "stalled"
+    assert "part that arrived is kept" in reply.error.message and "CHATBOT_TIMEOUT" in reply.error.message
+
+
+def test_a_drop_before_any_text_does_not_claim_a_part_arrived(provider, openai_server):
+    openai_server.enqueue(Script("one two", drop_after=0))
+    reply, _ = ask(provider)
+    assert reply.text == "" and reply.finish_reason == "error"
+    assert reply.error.kind == "dropped_early" and "Retry" in reply.error.message
+    assert "arrived is kept" not in reply.error.message
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [("html", "an HTML page"), ("non_json", "a reply that is not JSON"),
+     ("wrong_shape", "a model list of the wrong shape")],
+)
+def test_a_model_list_that_cannot_be_read_is_a_chat_error(provider, openai_server, fault, what):
+    openai_server.models_fault = fault
+    with pytest.raises(ChatError) as info:
+        provider.list_models()
+    assert info.value.kind == "bad_response" and f"it sent {what}" in info.value.message
+
+
+# Reply itself: whatever a provider's stream raises ends the reply as an error, never as a Stop.
+
+
+def failing_stream(*deltas):
+    yield from deltas
+    raise RuntimeError("decoder exploded")
+
+
+@pytest.mark.parametrize(("deltas", "ending"), [(("half", " way"), "interrupted"), ((), "error")])
+def test_an_unexpected_exception_while_streaming_is_kept_as_the_error(deltas, ending):
+    reply = Reply(failing_stream(*deltas))
+    assert list(reply) == list(deltas)
+    assert reply.text == "".join(deltas) and reply.finish_reason == ending
+    assert reply.error.kind == "unexpected" and "decoder exploded" in reply.error.message
+    reply.stop()
+    assert reply.finish_reason == ending and not reply.complete
+
+
+def test_only_stop_ends_a_reply_as_stopped():
+    reply = Reply(failing_stream("a", "b", "c"))
+    for delta in reply:
+        if delta == "b":
+            reply.stop()
+            break
+    assert reply.finish_reason == "stopped" and reply.error is None and reply.text == "ab"

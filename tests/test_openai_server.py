@@ -56,8 +56,8 @@ def content_of(chunks):
     return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
-def raw_chunks(server, body):
-    """POST over a raw socket and split the chunked body, to check the exact wire format."""
+def raw_post(server, body):
+    """POST over a raw socket; the response's head (lowercase) and its body as sent."""
     payload = json.dumps(body).encode()
     request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
@@ -65,13 +65,19 @@ def raw_chunks(server, body):
         sock.sendall(request + payload)
         data = b"".join(iter(lambda: sock.recv(65536), b""))
     head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode().lower(), rest
+
+
+def raw_chunks(server, body):
+    """POST over a raw socket and split the chunked body, to check the exact wire format."""
+    head, rest = raw_post(server, body)
     chunks = []
     while rest:
         size_line, _, rest = rest.partition(b"\r\n")
         size = int(size_line, 16)
         chunks.append(rest[:size])
         rest = rest[size + 2:]
-    return head.decode().lower(), chunks
+    return head, chunks
 
 
 def test_split_tokens_keeps_whitespace_attached():
@@ -300,3 +306,77 @@ def test_runs_as_script():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def raw_get(server, path):
+    """GET a path and return (status, content type, body), to check what a fault really sends."""
+    with urllib.request.urlopen(f"{server.url}{path}", timeout=5) as response:
+        return response.status, response.headers["content-type"], response.read()
+
+
+def sse_data(chunks):
+    """The data of each SSE event in a chunked body, without the final empty chunk."""
+    return [c.removeprefix(b"data: ").removesuffix(b"\n\n").decode() for c in chunks if c]
+
+
+STREAM = {"model": "m", "messages": MESSAGES, "stream": True}
+
+
+def test_a_non_json_line_comes_after_the_scripted_deltas_and_ends_the_stream(server):
+    server.enqueue(Script(deltas=["a", "b", "c"], fault="non_json", fault_after=2))
+    head, chunks = raw_chunks(server, STREAM)
+    assert "content-type: text/event-stream" in head and chunks[-1] == b""
+    data = sse_data(chunks)
+    assert [json.loads(d)["choices"][0]["delta"].get("content") for d in data[:3]] == ["", "a", "b"]
+    assert data[3:] == ["this is not JSON {"]
+
+
+def test_a_wrong_shape_chunk_is_the_scripted_json_value(server):
+    server.enqueue(Script("hi", fault="wrong_shape"),
+                   Script("hi", fault="wrong_shape", fault_data="a string"))
+    *_, bad = sse_data(raw_chunks(server, STREAM)[1])
+    assert json.loads(bad)["choices"] == "not a list" and json.loads(bad)["model"] == "m"
+    assert sse_data(raw_chunks(server, STREAM)[1])[-1] == '"a string"'
+
+
+def test_an_error_event_carries_the_message_like_openai(server, client):
+    server.enqueue(Script("partial answer", fault="error_event", fault_after=1, message="GPU on fire"))
+    received = []
+    with pytest.raises(openai.APIError, match="GPU on fire") as info:
+        received.extend(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert not isinstance(info.value, openai.APIStatusError | openai.APIConnectionError)
+    assert content_of(received) == "partial"
+
+
+def test_an_html_page_is_sent_with_status_200(server):
+    server.enqueue(Script("hi", fault="html"), Script(fault="html", fault_data="<p>login</p>"))
+    head, body = raw_post(server, STREAM)
+    assert head.startswith("http/1.1 200") and "content-type: text/html" in head
+    assert body.startswith(b"<!DOCTYPE html>") and f"content-length: {len(body)}" in head
+    assert raw_post(server, {**STREAM, "stream": False})[1] == b"<p>login</p>"
+
+
+def test_an_empty_stream_has_no_events(server):
+    server.enqueue(Script("never sent", fault="empty"))
+    head, chunks = raw_chunks(server, STREAM)
+    assert "content-type: text/event-stream" in head and chunks == [b""]
+
+
+def test_an_unknown_fault_is_refused():
+    with pytest.raises(ValueError, match="unknown fault"):
+        Script(fault="nonsense")
+
+
+@pytest.mark.parametrize(
+    ("fault", "content_type", "body"),
+    [("html", "text/html", b"<html>"), ("non_json", "application/json", b"<not json"),
+     ("wrong_shape", "application/json", b'"data": "test-model"')],
+)
+def test_the_model_list_can_answer_nonsense_until_reset(server, fault, content_type, body):
+    server.models_fault = fault
+    status, got_type, got = raw_get(server, "/v1/models")
+    assert status == 200 and got_type.startswith(content_type) and body in got
+    server.models = ["changed"]
+    server.reset()
+    listed = json.loads(raw_get(server, "/v1/models")[2])["data"]
+    assert server.models_fault is None and [m["id"] for m in listed] == ["test-model", "other-model"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatbot.errors import ChatError
+from chatbot.errors import ChatError, redact
+
+logger = logging.getLogger(__name__)
 
 # How a reply can end. "stop" and "length" come from the model; the others are ours.
 FINISH_STOP = "stop"
@@ -44,8 +47,9 @@ ReplyStream = Generator[str, None, Outcome]
 class Reply:
     """A streamed reply: iterate it for text deltas, then read how it ended.
 
-    Iterating never raises for provider faults: the failure ends the stream and is kept in
-    `error`, so whatever text arrived is kept and can be saved.
+    Iterating never raises for provider faults, foreseen or not: the failure ends the stream and
+    is kept in `error`, so whatever text arrived is kept and can be saved. Only stop() ends a
+    reply as FINISH_STOPPED.
     """
 
     def __init__(self, stream: ReplyStream):
@@ -74,12 +78,20 @@ class Reply:
             self.usage = outcome.usage
             self.model = outcome.model
         except ChatError as error:
-            self.error = error
-            self.finish_reason = FINISH_INTERRUPTED if self.text else FINISH_ERROR
+            self._fail(error)
+        except Exception as error:  # noqa: BLE001 - kept in `error`: a bug must not pass for a Stop
+            detail = redact(f"{type(error).__name__}: {error}")
+            logger.warning("The reply failed unexpectedly: %s", detail)
+            self._fail(ChatError("unexpected", detail=detail))
         finally:
             self.latency_ms = round((time.perf_counter() - started) * 1000)
             if self.finish_reason is None:  # the consumer stopped reading early
                 self.stop()
+
+    def _fail(self, error: ChatError) -> None:
+        """Keep the failure and what arrived before it, so the chat can save and explain both."""
+        self.error = error
+        self.finish_reason = FINISH_INTERRUPTED if self.text else FINISH_ERROR
 
     def stop(self) -> None:
         """Stop reading the model, if it is still being read: closing the generator closes the connection."""

@@ -26,11 +26,20 @@ def create_provider(settings: Settings) -> Provider:
 
 
 def resolve_model(settings: Settings, provider: Provider) -> str:
-    """CHATBOT_MODEL if set; else the local model, the server's first listed model, or OpenAI's default."""
+    """CHATBOT_MODEL if set; else the local model, the server's first listed model, or OpenAI's default.
+
+    Raises only ChatError: a model list that cannot be read says to set CHATBOT_MODEL.
+    """
     if settings.model:
         return settings.model
     if provider.backend == "local" or settings.openai_base_url:
-        models = provider.list_models()
+        try:
+            models = provider.list_models()
+        except ChatError as error:
+            if error.kind != "bad_response":
+                raise
+            what = error.context["what"]
+            raise ChatError("no_model", base_url=settings.openai_base_url, what=what) from None
         if models:
             return models[0]
         raise ChatError("not_found", model="(none listed at /v1/models)")

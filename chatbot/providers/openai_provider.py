@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import openai
 
 from chatbot.errors import ChatError, redact
 from chatbot.prompt import estimate_tokens
 from chatbot.providers.base import ChatRequest, Outcome, Reply, ReplyStream
+from chatbot.providers.openai_format import (
+    EMPTY_REPLY,
+    HTML_PAGE,
+    NOT_JSON_LINE,
+    NotOpenAIFormat,
+    is_html,
+    model_ids,
+    read_chunk,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -37,11 +48,15 @@ class OpenAIProvider:
         return Reply(self._stream(request))
 
     def list_models(self) -> list[str]:
-        """The server's models, in the order it lists them."""
+        """The server's models, in the order it lists them; ChatError if it cannot say."""
         try:
-            return [model.id for model in self._client.models.list()]
+            response = self._client.models.with_raw_response.list().http_response
         except openai.APIError as error:
             raise self._explain(error, model="") from None
+        try:
+            return model_ids(response)
+        except NotOpenAIFormat as error:
+            raise ChatError("bad_response", base_url=self.base_url, what=error.what) from None
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -62,21 +77,38 @@ class OpenAIProvider:
             )
         except openai.APIError as error:
             raise self._explain(error, model=request.model) from None
-        finish_reason = usage = model = None
         try:
-            for chunk in stream:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = chunk.usage.model_dump(exclude_none=True)
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        yield choice.delta.content
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
-        except (openai.APIError, httpx2.TransportError):
-            raise ChatError("dropped") from None
+            return (yield from self._read(stream))
+        except NotOpenAIFormat as error:
+            raise ChatError("bad_response", base_url=self.base_url, what=error.what) from None
         finally:
             stream.close()
+
+    def _read(self, stream: openai.Stream) -> ReplyStream:
+        """Yield the stream's text; a fault becomes a ChatError that says whether any text arrived."""
+        if is_html(stream.response):
+            raise NotOpenAIFormat(HTML_PAGE)
+        finish_reason = usage = model = None
+        arrived = False
+        try:
+            for chunk in stream:
+                parts = read_chunk(chunk)
+                model = parts.model or model
+                usage = parts.usage or usage
+                finish_reason = parts.finish_reason or finish_reason
+                for delta in parts.deltas:
+                    arrived = True
+                    yield delta
+        except json.JSONDecodeError:  # the SDK parses each SSE data line as JSON
+            raise NotOpenAIFormat(NOT_JSON_LINE) from None
+        except openai.APITimeoutError:
+            raise ChatError("stalled" if arrived else "timeout") from None
+        except (openai.APIConnectionError, httpx2.TransportError):
+            raise ChatError("dropped" if arrived else "dropped_early") from None
+        except openai.APIError as error:  # an error event in the stream: the server's own words
+            raise ChatError("server_said", detail=redact(error.message, self._api_key)) from None
+        if not arrived and finish_reason is None:  # no events, or none with text or an ending
+            raise NotOpenAIFormat(EMPTY_REPLY)
         return Outcome(finish_reason=finish_reason, usage=usage, model=model)
 
     def _explain(self, error: openai.APIError, *, model: str) -> ChatError:
@@ -85,13 +117,13 @@ class OpenAIProvider:
             return ChatError("timeout")
         if isinstance(error, openai.APIConnectionError):
             return ChatError("connection", base_url=self.base_url)
-        status = getattr(error, "status_code", None)
+        detail = redact(error.message, self._api_key)
+        if not isinstance(error, openai.APIStatusError):
+            return ChatError("unexpected", detail=detail)
+        status = error.status_code
         kinds = {401: "auth", 403: "forbidden", 404: "not_found", 429: "rate_limit"}
         if status in kinds:
             return ChatError(kinds[status], status=status, model=model)
-        if status is not None and status >= 500:
+        if status >= 500:
             return ChatError("server", status=status)
-        detail = redact(str(getattr(error, "message", error)), self._api_key)
-        if status is not None:
-            return ChatError("bad_request", status=status, detail=detail)
-        return ChatError("unexpected", detail=detail)
+        return ChatError("bad_request", status=status, detail=detail)
