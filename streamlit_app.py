@@ -73,7 +73,7 @@ def backend(settings: Settings):
     try:
         return get_backend(settings)
     except ChatError as error:
-        return UnavailableProvider(error), settings.model or "none"
+        return UnavailableProvider(error), settings.model or ""  # no placeholder is saved as a model
 
 
 secrets = read_secrets()

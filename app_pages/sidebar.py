@@ -82,7 +82,8 @@ def render(app: App) -> None:
         with st.expander("Conversation settings", icon=":material/tune:"):
             settings_form(app, state.conversation)
         st.divider()
-        st.caption(f"Answering: **{app.provider.backend}** · `{state.conversation.model or app.model}`")
+        model = state.conversation.model or app.model or "none"
+        st.caption(f"Answering: **{app.provider.backend}** · `{model}`")
         if app.access.signed_in:
             st.caption(f"Signed in as {st.user.get('name') or st.user.get('email') or 'you'}")
             st.button("Sign out", on_click=st.logout)
