@@ -95,7 +95,7 @@ def stop_reply(app: App, conversation_id: str) -> None:
 def follow(app: App, job: ReplyJob) -> None:
     """Show the reply growing until it ends; a click ends only this run, never the reply."""
     place = bubble(app, "assistant")
-    st.button("Stop", icon=":material/stop_circle:", key="stop_reply", on_click=stop_reply,
+    st.button("Stop reply", icon=":material/stop_circle:", key="stop_reply", on_click=stop_reply,
               args=(app, job.conversation_id), help="Stop the reply here; what arrived is kept.")
     with place:
         if job.waiting and not job.text:
@@ -275,7 +275,7 @@ def render_chat(app: App, box: ChatBox) -> None:
     if not conversation.messages and not state.get("prompt") and "starter" not in state:
         render_welcome(app)  # until the first message is sent, even in the run that sends it
     for index, message in shown:
-        render_message(app, message, None if following else index)
+        render_message(app, message, index)
     if job is not None and job.unsaved:
         render_unsaved(app, job)
     if state.error:

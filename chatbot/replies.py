@@ -22,6 +22,7 @@ from history.models import Conversation, utc_now
 
 CHECKPOINT_SECONDS = 1.0  # the partial reply is saved at least this often while text arrives
 HEARTBEAT_SECONDS = 2.0  # and re-saved this often when none does, so others know it is alive
+FOLLOW_SECONDS = 0.04  # a page is sent the reply's new text at most this often
 KEEP_SECONDS = 600.0  # a finished job is kept this long for the tabs still showing it
 _log = logging.getLogger(__name__)
 
@@ -65,15 +66,25 @@ class ReplyJob:
         return not self.live and self.save_error is not None
 
     def follow(self, start: int = 0) -> Iterator[str]:
-        """The text from `start` on as it arrives, until the reply ends (for st.write_stream)."""
-        position = start
+        """The text from `start` on as it arrives, until the reply ends (for st.write_stream).
+
+        The first text comes at once; after it, what arrives within FOLLOW_SECONDS comes as one
+        chunk, since the page re-sends the whole reply with every chunk.
+        """
+        position, shown_at = start, None
         while True:
             with self._changed:
                 while position == len(self.text) and self.live:
                     self._changed.wait(timeout=0.5)
+                while shown_at is not None and self.live:
+                    remaining = shown_at + FOLLOW_SECONDS - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(timeout=remaining)
                 chunk, position = self.text[position:], len(self.text)
-                ended = not self.live and position == len(self.text)
+                ended = not self.live
             if chunk:
+                shown_at = time.monotonic()
                 yield chunk
             if ended:
                 return

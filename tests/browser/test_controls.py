@@ -50,7 +50,7 @@ def test_stop_keeps_the_partial_reply_marks_it_and_stops_reading_the_model(page,
     openai_server.enqueue(Script(STORY, chunk_delay=0.1))  # 80 words over ~8 s
     send(page, "Tell me a long story")
     page.wait_for_function(FIFTH_WORD_SHOWN, polling="raf")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop reply").click()
     expect_idle(page)
     wait_for(lambda: openai_server.hung_up)
     [(sent, scripted)] = openai_server.hung_up

@@ -54,7 +54,7 @@ def expect_whole_story_saved_once(history_dir: Path) -> dict:
 
 
 def click_thumbs(page) -> None:
-    messages(page).nth(1).get_by_test_id("stButtonGroup").get_by_role("button").first.click()
+    messages(page).nth(1).get_by_test_id("stFeedbackButton").first.click()
 
 
 def click_start_fresh(page) -> None:
@@ -110,7 +110,7 @@ def test_stop_is_the_only_thing_that_ends_a_reply(page, openai_server, history_d
     openai_server.enqueue(Script(STORY, chunk_delay=0.1))
     send(page, QUESTION)
     shows(page, 1, "w05")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop reply").click()
     wait_for(lambda: openai_server.hung_up)
     wait_for(lambda: (story_conversation(history_dir) or [{}])[-1].get("status") == "stopped")
     reply = story_conversation(history_dir)[-1]
