@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from bench.live_app import LiveApp, open_app, streamlit_app
 from history.backend import open_store
 from tests.browser.ui import bubble, expect_history_rows, messages, send, sidebar_button
+from tests.openai_server import Script
 
 pytestmark = pytest.mark.browser
 SESSIONS = 4  # two per server
@@ -85,3 +86,21 @@ def test_two_servers_writing_one_conversation_at_once_keep_both_turns(
         )
         first.context.close()
         second.context.close()
+
+
+def test_a_reply_streaming_on_one_server_is_seen_growing_from_the_other(
+    browser, openai_server, postgres_target, tmp_path
+):
+    story = " ".join(f"w{number:02d}" for number in range(60))
+    with two_servers(openai_server, postgres_target, tmp_path) as (one, two):
+        first = open_app(browser, one.url)
+        openai_server.enqueue(Script(story, chunk_delay=0.1))  # ~6 s
+        send(first, "Tell me a long story")
+        expect(bubble(first, 1)).to_contain_text("w05")
+        second = open_app(browser, two.url)  # the same conversation, its reply saved as it grows
+        expect(messages(second).nth(1)).to_contain_text("still arriving")
+        expect(bubble(second, 1)).to_contain_text("w40", timeout=20_000)  # checkpoints, as they land
+        expect(bubble(second, 1)).to_have_text(story, timeout=20_000)
+        expect(messages(second).nth(1)).not_to_contain_text("still arriving")
+        for page in (first, second):
+            page.context.close()
