@@ -86,6 +86,7 @@ def send(app: App, prompt: str, replying: bool) -> bool:
     else:
         try:
             state.conversation = app.service.add_user_message(state.conversation, prompt)
+            state.pop("carry_over", None)
             return True
         except ChatError as error:
             refused = error.message
