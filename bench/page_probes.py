@@ -25,18 +25,22 @@ WEBSOCKET_HOOK = """(() => {
 CHAT_PROBE = """() => {
   window.__bench = {sent: null};
   const probe = window.__bench;
+  let before = new Set();  // the assistant bubbles on screen at Enter (kept out of the probe's data)
   const replies = () => document.querySelectorAll(
     '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])');
   document.addEventListener('keydown', (event) => {
     if (event.key !== 'Enter' || !event.target.closest('[data-testid="stChatInput"]')) return;
     Object.assign(probe, {sent: performance.now(), first: null, shown: null, wsFirst: null,
-                          wsNeedle: null, before: replies().length});
+                          wsNeedle: null});
+    before = new Set(replies());
   }, true);
   new MutationObserver(() => {
     if (probe.sent === null || probe.shown !== null) return;
-    const all = replies();
-    if (all.length <= probe.before) return;
-    const box = all[all.length - 1].querySelector('[data-testid="stMarkdownContainer"]');
+    // The reply's bubble is one that was not there at Enter: the bot's greeting is gone once a
+    // message is sent, so counting bubbles would never see a new one in an empty chat.
+    const fresh = [...replies()].filter((bubble) => !before.has(bubble));
+    if (!fresh.length) return;
+    const box = fresh[fresh.length - 1].querySelector('[data-testid="stMarkdownContainer"]');
     const text = box ? box.textContent : '';
     if (probe.first === null && text.trim()) probe.first = performance.now();
     if (probe.needle && text.includes(probe.needle)) probe.shown = performance.now();
