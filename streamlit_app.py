@@ -23,7 +23,7 @@ from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings, SettingsError, load_settings
 from history.backend import history_store
 from history.errors import HistoryError
-from history.sql_schema import SchemaTooNew
+from history.sql_schema import SchemaTooNew, engine_options
 from history.store import HistoryStore
 from history.warm_up import start_warm_up
 
@@ -51,7 +51,9 @@ def open_history(secrets: dict, settings: Settings, folder: Path) -> HistoryStor
     configured = secrets.get("connections", {}).get("history")
     if not configured:
         return get_store(str(settings.history_dir), str(folder), None)
-    engine = st.connection("history", type="sql", **configured).engine
+    url = configured.get("url") or f"{configured.get('dialect', 'postgresql')}://"
+    options = {**engine_options(url), **configured}  # bounded waits and pre-ping, unless set there
+    engine = st.connection("history", type="sql", **options).engine
     key = engine.url.render_as_string(hide_password=True)
     return get_store(str(settings.history_dir), str(folder), key, engine)
 
@@ -102,11 +104,13 @@ if access.folder is None:
 
 try:
     store = open_history(secrets, settings, access.folder)
-except (SQLAlchemyError, SchemaTooNew) as error:
+except (SQLAlchemyError, SchemaTooNew, HistoryError) as error:
+    reason = error.message if isinstance(error, HistoryError) else str(error)
     st.error(
-        f"Cannot open the history database set in [connections.history]: {error}. Check its url in "
+        f"Cannot open the history database set in [connections.history]: {reason} Check its url in "
         ".streamlit/secrets.toml (or the app's Secrets on Streamlit Cloud) and that the server is up."
     )
+    st.button("Try again", icon=":material/refresh:", key="open_history_again")
     st.stop()
 provider, model = backend(settings)
 service = ChatService(
