@@ -27,7 +27,7 @@ from chatbot.chat import (
     visible_messages,
 )
 from chatbot.errors import ChatError
-from history.errors import ConversationChanged, ConversationNotFound, HistoryError
+from history.errors import ConversationChanged, ConversationNotFound, HistoryError, HistoryUnavailable
 from history.models import Conversation
 
 FEEDBACK_VALUES = {"up": 1, "down": 0}  # st.feedback's thumbs: 1 is up, 0 is down
@@ -113,7 +113,11 @@ def continue_fresh(app: App) -> None:
 
 def render_header(app: App, conversation: Conversation) -> None:
     st.subheader(conversation.title)
-    if not app.store.exists(conversation.id):
+    try:
+        saved = app.store.exists(conversation.id)
+    except HistoryUnavailable:  # the conversation stays on screen; its controls come back with the history
+        saved = False
+    if not saved:
         return
     rename_column, export_column, delete_column = st.columns(3)
     with rename_column.popover("Rename", icon=":material/edit:", width="stretch"):

@@ -10,7 +10,7 @@ from app_pages.shared import App, guarded, notify, state
 from chatbot.chat import is_stale_reply, is_streaming
 from chatbot.providers.base import WAIT_MESSAGE
 from chatbot.replies import ReplyJob
-from history.errors import HistoryError
+from history.errors import ConversationNotFound, HistoryError, HistoryUnavailable
 from history.models import Conversation
 
 
@@ -69,7 +69,8 @@ def attach(app: App) -> ReplyJob | None:
     conversation = state.conversation
     job = app.replies.find(app.store, conversation.id)
     if job is not None and (job.live or job.unsaved or state.get("seen_reply") is not job):
-        if app.store.exists(conversation.id):
+        # While the history cannot be reached, the conversation stays on screen as last read.
+        with contextlib.suppress(HistoryUnavailable, ConversationNotFound):
             state.conversation = app.service.open(conversation.id)
         if not job.live and not job.unsaved:
             state.seen_reply = job

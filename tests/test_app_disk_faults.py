@@ -143,11 +143,16 @@ def test_settings_keep_what_was_typed(new_visit, history_dir, fault):
     assert "settings" not in saved(history_dir)[0]
 
 
-def test_delete_leaves_the_conversation_in_place(new_visit, history_dir, fault):
+def test_delete_is_refused_on_a_read_only_disk_and_still_works_on_a_full_one(new_visit, history_dir, fault):
     cause, breaks, _ = fault
     at = started_chat(new_visit)
     breaks()
     button(at, "Delete conversation").click().run()
+    if cause == "full":  # moving a file to the trash takes no space
+        assert not at.exception and saved(history_dir) == []
+        button(at, "Undo").click().run()
+        assert chat(at)[0] == ("user", "first question")
+        return
     assert_told(at, cause)
     assert len(on_disk(history_dir)) == 2
     assert chat(at)[0] == ("user", "first question")
