@@ -3,7 +3,8 @@ database that restarts, stops or freezes. Each store call fails with one of hist
 exceptions, whose message names the cause and what to do, within a few seconds, and changes nothing
 saved; once the fault is gone the same call works.
 
-The disks are real (tests/disks.py: a tmpfs of the test's own, as root).
+The disks are real (tests/disks.py: a tmpfs of the test's own, as root); the server is the real test
+PostgreSQL (tests/pg_server.py: stopped, restarted and frozen with pg_ctl and SIGSTOP).
 """
 
 from __future__ import annotations
@@ -16,12 +17,25 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 
-from history import atomic, json_store
-from history.errors import HistoryBusy, HistoryError, HistoryFull, HistoryReadOnly
+from history import atomic, json_store, sql_schema
+from history.backend import open_store
+from history.errors import (
+    ConversationExists,
+    ConversationTooLarge,
+    DatabaseUnreachable,
+    HistoryBusy,
+    HistoryError,
+    HistoryFull,
+    HistoryReadOnly,
+)
 from history.importers import ALREADY_HERE, import_file
 from history.json_store import JsonHistoryStore
 from history.models import Conversation
+from history.sql_schema import engine_for, engine_options, transaction
+from history.sql_store import SqlHistoryStore
+from tests.backends import _forget_engine
 from tests.disks import can_fill_disks, small_disk, snapshot
 
 ASKED, ANSWERED = "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:05.000Z"
@@ -207,3 +221,144 @@ def test_every_write_is_busy_while_another_process_holds_the_lock(tmp_path, monk
             write(store)
         assert snapshot(store.root, skip=(".search-index",)) == before
     write(store)
+
+
+# Both kinds of store: ids taken, and a conversation at its size limit
+
+
+def test_a_taken_id_is_conversation_exists_still_a_file_exists_error(backend):
+    store = backend.store()
+    seed(store)
+    with pytest.raises(ConversationExists) as caught:
+        store.create(Conversation(id="kept"))
+    assert isinstance(caught.value, FileExistsError)
+    assert_names_the_cause(caught.value, "'kept'", "already")
+    store.create(Conversation(id="trashed"))
+    with pytest.raises(ConversationExists):
+        store.restore("trashed")
+
+
+def test_a_conversation_over_the_size_limit_offers_a_new_one_and_keeps_the_old(backend, monkeypatch):
+    store = backend.store()
+    seed(store)
+    monkeypatch.setattr(json_store, "MAX_FILE_BYTES", 2000)
+    with pytest.raises(ConversationTooLarge) as caught:
+        store.append("kept", message("user", "x" * 3000))
+    assert_names_the_cause(caught.value, "MB", "new conversation")
+    assert contents(store) == ["question", "answer"]
+
+
+# The database: options that bound every wait
+
+
+def test_engine_options_bound_every_wait_and_create_engine_takes_them():
+    postgres = engine_options("postgresql+psycopg://user@db.example/chat")
+    assert postgres["pool_pre_ping"] is True
+    assert postgres["connect_args"]["connect_timeout"] <= 5 and postgres["pool_timeout"] <= 5
+    assert engine_options("postgres://user@db.example/chat") == postgres
+    assert engine_options("sqlite:///history.db")["connect_args"]["timeout"] <= 5
+    for url in ("postgresql+psycopg://user@db.example/chat", "sqlite:///history.db"):
+        sa.create_engine(url, **engine_options(url)).dispose()
+
+
+# The PostgreSQL server restarted, stopped, frozen
+
+
+@pytest.fixture
+def database(postgres_target, postgres_server):
+    """A store on a fresh schema of the test server, seeded; and the server, to break."""
+    store = open_store(postgres_target)
+    seed(store)
+    return store, postgres_server
+
+
+@pytest.fixture
+def other_url(postgres_target) -> Iterator[str]:
+    """The same database under another URL: a store opened there starts with no connection of its own."""
+    url = sa.make_url(postgres_target).update_query_dict({"application_name": "second-server"})
+    url = url.render_as_string(hide_password=False)
+    yield url
+    _forget_engine(url)
+
+
+@pytest.mark.parametrize("pre_ping", [True, False], ids=["pre-ping", "retried"])
+def test_a_restarted_database_costs_no_user_action(postgres_target, postgres_server, pre_ping):
+    # engine_for's own engine pre-pings; one made without pre-ping (as an app might pass in) retries
+    engine = engine_for(postgres_target) if pre_ping else sa.create_engine(postgres_target)
+    store = SqlHistoryStore(engine)
+    try:
+        seed(store)
+        postgres_server.restart()  # every pooled connection is now dead
+        store.append("kept", message("user", "after the restart"))
+        assert contents(store) == ["question", "answer", "after the restart"]
+        for read in READS.values():
+            read(store)
+    finally:
+        if not pre_ping:
+            engine.dispose()
+
+
+def test_a_stopped_database_fails_at_once_saying_what_to_check_and_works_once_started(database, other_url):
+    store, server = database
+    before = store.get("kept")
+    server.stop()
+    for name, call in {**READS, **{name: write for name, (_, write) in WRITES.items()}}.items():
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnreachable) as caught:
+            call(store)
+        assert time.monotonic() - started < FEW_SECONDS, name
+        assert_names_the_cause(caught.value, "cannot be reached", "[connections.history]", "try again")
+    with pytest.raises(DatabaseUnreachable):
+        open_store(other_url)  # a server starting while the database is down
+    server.start()
+    assert store.get("kept") == before
+    store.append("kept", message("user", "back"))
+    assert contents(open_store(other_url)) == ["question", "answer", "back"]
+
+
+@pytest.mark.timeout(90)  # a hang fails here, not at the suite's 300 s
+def test_a_frozen_database_fails_within_seconds_and_works_once_it_thaws(database, other_url):
+    store, server = database
+    before = store.get("kept")
+    server.freeze()  # connections are accepted and data is taken, but nothing ever answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnreachable) as caught:
+            store.append("kept", message("user", "into the void"))
+        assert time.monotonic() - started < FEW_SECONDS
+        assert_names_the_cause(caught.value, "did not answer", "[connections.history]", "try again")
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnreachable):
+            open_store(other_url)  # a new connection: the connect timeout
+        assert time.monotonic() - started < FEW_SECONDS
+    finally:
+        server.thaw()
+    assert store.get("kept") == before  # the append that did not answer saved nothing
+    store.append("kept", message("user", "thawed"))
+    assert contents(store) == ["question", "answer", "thawed"]
+
+
+@pytest.mark.timeout(90)
+def test_a_database_that_freezes_mid_transaction_fails_within_seconds_and_keeps_nothing_of_it(database):
+    store, server = database
+    rename = sa.text("UPDATE chatbot_conversations SET title = 'half done' WHERE id = 'kept'")
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnreachable) as caught, transaction(store.engine, write=True) as connection:
+        connection.execute(rename)
+        server.freeze()  # between two statements of one transaction
+        connection.execute(sa.text("SELECT count(*) FROM chatbot_messages"))
+    assert time.monotonic() - started < FEW_SECONDS
+    assert_names_the_cause(caught.value, "did not answer", "[connections.history]")
+    server.thaw()
+    assert store.get("kept").title == "question"  # the first statement was rolled back with the rest
+
+
+def test_a_slow_statement_is_cut_off_by_the_statement_timeout_as_busy(database, monkeypatch):
+    store, _ = database
+    monkeypatch.setattr(sql_schema, "STATEMENT_TIMEOUT", 0.5)
+    started = time.monotonic()
+    with pytest.raises(HistoryBusy) as caught, transaction(store.engine, write=False) as connection:
+        connection.execute(sa.text("SELECT pg_sleep(5)"))
+    assert time.monotonic() - started < 3
+    assert_names_the_cause(caught.value, "busy", "try again")
+    assert contents(store) == ["question", "answer"]
