@@ -6,7 +6,16 @@
 #                                     With CHATBOT_TEST_POSTGRES_URL already set, just run CMD.
 #   bash .ci/postgres.sh start        start a cluster and print its URL (nothing else goes to stdout):
 #                                     export CHATBOT_TEST_POSTGRES_URL="$(bash .ci/postgres.sh start)"
+#   bash .ci/postgres.sh data         print the cluster folder of the last `start`:
+#                                     export CHATBOT_TEST_POSTGRES_DATA="$(bash .ci/postgres.sh data)"
 #   bash .ci/postgres.sh stop         stop the cluster the last `start` made and delete its folder.
+#
+# `run` also exports CHATBOT_TEST_POSTGRES_DATA, the cluster folder, so the fault tests
+# (tests/test_store_faults.py) can stop, restart and freeze the server. Its settings (port, socket folder,
+# 127.0.0.1 only) are in the cluster's postgresql.conf, so `pg_ctl -D "$CHATBOT_TEST_POSTGRES_DATA" -l LOG
+# start` or `restart` needs no other option; as root, run pg_ctl as the owner:
+# `runuser -u postgres -- pg_ctl ...`. The tests find pg_ctl next to the `postgres` binary named in the
+# cluster's postmaster.opts.
 #
 # Debian's postgresql is installed first if missing. The cluster runs with fsync off: it holds test data
 # only, and its own durability is not under test.
@@ -50,8 +59,16 @@ start_cluster() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_owner "$bin/initdb" -D "$DATA/cluster" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
     >"$DATA/initdb.log" 2>&1 || { cat "$DATA/initdb.log" >&2; exit 1; }
-  as_owner "$bin/pg_ctl" -D "$DATA/cluster" -l "$DATA/server.log" -w -t 60 \
-    -o "-p $port -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2 \
+  cat >>"$DATA/cluster/postgresql.conf" <<EOF
+
+# .ci/postgres.sh: a throwaway test server on 127.0.0.1 only
+port = $port
+unix_socket_directories = '$DATA'
+listen_addresses = '127.0.0.1'
+fsync = off
+max_connections = 200
+EOF
+  as_owner "$bin/pg_ctl" -D "$DATA/cluster" -l "$DATA/server.log" -w -t 60 start >&2 \
     || { cat "$DATA/server.log" >&2; exit 1; }
   say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') is listening on 127.0.0.1:$port (data in $DATA)"
   URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
@@ -72,12 +89,16 @@ case "${1:-start}" in
     if [ -n "${CHATBOT_TEST_POSTGRES_URL:-}" ]; then exec "$@"; fi
     start_cluster
     trap 'stop_cluster "$DATA"' EXIT
-    CHATBOT_TEST_POSTGRES_URL="$URL" "$@"
+    CHATBOT_TEST_POSTGRES_URL="$URL" CHATBOT_TEST_POSTGRES_DATA="$DATA/cluster" "$@"
     ;;
   start)
     start_cluster
     echo "$DATA" >"$STATE"
     echo "$URL"
+    ;;
+  data)
+    [ -f "$STATE" ] || { say "no cluster was started: run \`bash .ci/postgres.sh start\` first"; exit 1; }
+    echo "$(cat "$STATE")/cluster"
     ;;
   stop)
     [ -f "$STATE" ] || { say "no cluster to stop"; exit 0; }
@@ -85,7 +106,7 @@ case "${1:-start}" in
     rm -f "$STATE"
     ;;
   *)
-    say "usage: bash .ci/postgres.sh run CMD... | start | stop"
+    say "usage: bash .ci/postgres.sh run CMD... | start | data | stop"
     exit 2
     ;;
 esac

@@ -8,12 +8,18 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-LOCK_TIMEOUT = 30.0
+from history.errors import HistoryBusy
+
+# Seconds a save waits for another window's save of the same conversation (each takes milliseconds):
+# past it the user is told to try again, rather than watching a page that hangs.
+LOCK_TIMEOUT = 5.0
+BUSY = "Another window is saving this conversation right now; try again in a moment."
 _POLL_INTERVAL = 0.002
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = (
@@ -111,18 +117,23 @@ def _thread_lock(key: str) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def exclusive(lock_path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold `lock_path` against other threads and processes (the OS frees it if one dies).
 
-    Raises TimeoutError (filelock.Timeout is one) if it stays held for `timeout` seconds.
+    Raises HistoryBusy if it stays held for `timeout` seconds (LOCK_TIMEOUT unless given).
     """
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout  # one wait for both locks, not one each
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     local = _thread_lock(str(lock_path))
     if not local.acquire(timeout=timeout):
-        raise TimeoutError(f"{lock_path.name} stayed locked for {timeout:.0f} s")
+        raise HistoryBusy(BUSY)
     try:
-        file_lock = FileLock(lock_path, timeout=timeout)
-        file_lock.acquire(poll_interval=_POLL_INTERVAL)  # an acquire() argument in every filelock 3.x
+        file_lock = FileLock(lock_path, timeout=max(0.0, deadline - time.monotonic()))  # 0: try once
+        try:
+            file_lock.acquire(poll_interval=_POLL_INTERVAL)  # an acquire() argument in every filelock 3.x
+        except Timeout:
+            raise HistoryBusy(BUSY) from None
         try:
             yield
         finally:

@@ -6,7 +6,8 @@
 Every owner is copied: the shared history and each signed-in user's (users/<hash>/ folders, or the
 database's owner column). Nothing is written if an id is already at the destination, unless
 --skip-existing, which leaves those alone. Exit status: 0 when everything was copied, 1 when some
-conversation could not be read or written (each is named), 2 when the copy was refused.
+conversation could not be read or written (each is named), 2 when the copy was refused or a store
+could not be reached at all (its message says why).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from history.backend import open_store, store_owners
+from history.errors import HistoryError
 from history.legacy import COPY_ID, continuation_of
 from history.models import Conversation, InvalidConversation
 from history.store import ConversationNotFound, HistoryStore
@@ -77,7 +79,7 @@ def _copy_one(label: str, report: Report, read: Callable[[], Conversation], writ
     try:
         conversation = read()
         write(conversation)
-    except (ConversationNotFound, ValueError, OSError, TypeError) as error:  # invalid, exists, too big
+    except (HistoryError, ValueError, TypeError) as error:  # gone, invalid, exists, too big, disk full
         report.failed.append((label, str(error) or type(error).__name__))
         return None
     return conversation
@@ -177,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="destination", required=True, help="JSON history folder or database URL")
     parser.add_argument("--skip-existing", action="store_true", help="leave ids already at the destination")
     args = parser.parse_args(argv)
-    return copy_store(args.source, args.destination, skip_existing=args.skip_existing)
+    try:
+        return copy_store(args.source, args.destination, skip_existing=args.skip_existing)
+    except HistoryError as error:  # a store that cannot be listed or opened at all
+        print(f"copy_store: stopped: {error.message}", file=sys.stdout)
+        return 2
 
 
 if __name__ == "__main__":

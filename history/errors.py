@@ -14,7 +14,10 @@
 
 Stores raise only these (never a bare OSError, filelock.Timeout or SQLAlchemyError), so a page
 catches HistoryError in one place and shows `message`. HistoryUnavailable means "try again once
-the cause is gone": nothing was changed.
+the cause is gone": nothing was changed. The translation happens in one place per kind of store:
+history/folder_faults.py (OSError) and history/sql_faults.py (SQLAlchemy). Arguments a caller got
+wrong (a title that is not a string, a field update() may not change) stay TypeError or ValueError:
+those are bugs to fix, not failures to show.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class ConversationExists(HistoryError, FileExistsError):
     """The id is taken: create() and restore() refuse to replace a conversation."""
 
     def __init__(self, conversation_id: str) -> None:
-        super().__init__(f"conversation {conversation_id!r} already exists")
+        super().__init__(f"Conversation {conversation_id!r} already exists; it was left as it is.")
         self.conversation_id = conversation_id
 
     def __str__(self) -> str:

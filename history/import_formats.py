@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from history.errors import ConversationTooLarge
 from history.json_store import MAX_FILE_BYTES, encode
 from history.legacy import parse_flask_history
 from history.models import (
@@ -37,6 +38,7 @@ _TOOL_ROLES = ("tool", "function")
 _TEXT_PART_TYPES = ("text", "input_text", "output_text")
 NO_MESSAGES = "has no messages to import"
 TOO_LARGE = f"is larger than {MAX_FILE_BYTES // 2**20} MB, the most one conversation file can hold"
+NOT_JSON = "holds a number JSON cannot store (NaN or infinity)"
 
 
 class ImportFailed(ValueError):
@@ -76,8 +78,11 @@ class Parsed:
             return
         try:
             encode(conversation)
-        except InvalidConversation:
+        except ConversationTooLarge:
             self.skipped.append((label, TOO_LARGE))
+            return
+        except InvalidConversation:  # a number JSON cannot store (NaN), which Python's parser accepts
+            self.skipped.append((label, NOT_JSON))
             return
         self.candidates.append(candidate)
 

@@ -15,9 +15,11 @@ from pathlib import PurePosixPath
 
 from history.atomic import Unreadable
 from history.chatgpt_import import chatgpt_conversations, id_at
+from history.errors import ConversationExists, HistoryUnavailable
 from history.export import README_NAME
 from history.import_formats import (
     ACCEPTED,
+    Candidate,
     ImportFailed,
     Parsed,
     flask_conversation,
@@ -244,36 +246,53 @@ def _fresh_id(store: HistoryStore, created_at: str, taken: set[str]) -> str:
             return new
 
 
+def _stopped(error: HistoryUnavailable, report: ImportReport, total: int) -> HistoryUnavailable:
+    """The same failure, saying how far the import got: importing the file again adds only the rest."""
+    if not report.imported:
+        return error
+    return type(error)(
+        f"Imported {report.conversations} of {total} conversations, then stopped: {error.message} "
+        "Importing the file again adds only the rest."
+    )
+
+
+def _save_one(store: HistoryStore, candidate: Candidate, sources: set[str], taken: set[str]) -> str | None:
+    """Write one validated conversation; None when saved, else why it was skipped."""
+    conversation = candidate.conversation
+    if candidate.source and candidate.source in sources:
+        return ALREADY_IMPORTED
+    if candidate.keep_id and (conversation.id in taken or store.exists(conversation.id)):
+        return TWICE_IN_FILE if conversation.id in taken else ALREADY_HERE
+    if not candidate.keep_id:
+        conversation.id = _fresh_id(store, conversation.created_at, taken)
+    try:
+        store.create(conversation)
+    except ConversationExists:
+        return ALREADY_HERE
+    taken.add(conversation.id)
+    if candidate.source:
+        sources.add(candidate.source)
+    return None
+
+
 def _save(store: HistoryStore, parsed: Parsed) -> ImportReport:
-    """Write the validated conversations one by one, skipping any already in the history."""
+    """Write the validated conversations one by one, skipping any already in the history; stops
+    with the store's HistoryUnavailable (full, read-only, busy, unreachable) if it cannot write."""
     report = ImportReport(parsed.format, skipped=list(parsed.skipped))
-    sources = imported_sources(store) if any(c.source for c in parsed.candidates) else set()
     taken: set[str] = set()
-    for candidate in parsed.candidates:
-        conversation = candidate.conversation
-        if candidate.source and candidate.source in sources:
-            report.skipped.append((conversation.title, ALREADY_IMPORTED))
-            continue
-        if candidate.keep_id and (conversation.id in taken or store.exists(conversation.id)):
-            reason = TWICE_IN_FILE if conversation.id in taken else ALREADY_HERE
-            report.skipped.append((conversation.title, reason))
-            continue
-        if not candidate.keep_id:
-            conversation.id = _fresh_id(store, conversation.created_at, taken)
-        try:
-            store.create(conversation)
-        except FileExistsError:
-            report.skipped.append((conversation.title, ALREADY_HERE))
-            continue
-        except OSError as error:
-            report.skipped.append((conversation.title, f"could not be saved ({error.strerror or error})"))
-            continue
-        taken.add(conversation.id)
-        if candidate.source:
-            sources.add(candidate.source)
-        report.imported.append((conversation.id, conversation.title, len(conversation.messages)))
-        report.tool_messages += candidate.tool_messages
-        report.non_text_messages += candidate.non_text_messages
+    try:
+        sources = imported_sources(store) if any(c.source for c in parsed.candidates) else set()
+        for candidate in parsed.candidates:
+            conversation = candidate.conversation
+            skipped = _save_one(store, candidate, sources, taken)
+            if skipped:
+                report.skipped.append((conversation.title, skipped))
+                continue
+            report.imported.append((conversation.id, conversation.title, len(conversation.messages)))
+            report.tool_messages += candidate.tool_messages
+            report.non_text_messages += candidate.non_text_messages
+    except HistoryUnavailable as error:
+        raise _stopped(error, report, len(parsed.candidates)) from error
     return report
 
 
@@ -285,6 +304,7 @@ def import_file(
     max_bytes: int = MAX_IMPORT_BYTES,
     max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
 ) -> ImportReport:
-    """Import an uploaded file into the store; raises ImportFailed (nothing saved) if it cannot be."""
+    """Import an uploaded file into the store; raises ImportFailed (nothing saved) if it cannot be read,
+    and the store's HistoryUnavailable, saying how many came in before, if it cannot be written."""
     parsed = parse_file(name, data, max_bytes=max_bytes, max_unzipped_bytes=max_unzipped_bytes)
     return _save(store, parsed)

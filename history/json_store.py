@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from history.atomic import Unreadable, exclusive, fsync_dir, read_regular_file, write_atomic
 from history.changes import ChangingStore
+from history.errors import ConversationExists, ConversationTooLarge
+from history.folder_faults import folder_faults
 from history.legacy import COPY_ID, LEGACY_ID, continuation_of, legacy_conversation, parse_flask_history
 from history.models import (
     Conversation,
@@ -29,13 +31,23 @@ _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
 def encode(conversation: Conversation) -> bytes:
-    """Indented UTF-8 so a person can read and diff the file; strict JSON (no NaN)."""
-    text = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False)
+    """Indented UTF-8 so a person can read and diff the file; strict JSON (no NaN).
+
+    Every store checks a change with it before saving, so the same conversations fit everywhere.
+    """
+    try:
+        text = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError:
+        raise InvalidConversation(
+            f"Conversation {conversation.id!r} holds a number JSON cannot store (NaN or infinity), "
+            "so the change was not saved."
+        ) from None
     data = (text + "\n").encode("utf-8")
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidConversation(
-            f"conversation {conversation.id!r} would exceed {MAX_FILE_BYTES // 2**20} MB; "
-            "start a new conversation"
+        raise ConversationTooLarge(
+            f"Conversation {conversation.id!r} would grow past {MAX_FILE_BYTES // 2**20} MB, the most one "
+            "conversation may hold, so the change was not saved; start a new conversation to go on "
+            "(this one stays as it is)."
         )
     return data
 
@@ -122,14 +134,14 @@ class JsonHistoryStore(ChangingStore):
         return is_valid_id(conversation_id) and os.path.lexists(self.path_for(conversation_id))
 
     def create(self, conversation: Conversation) -> Conversation:
-        """Save a new conversation; FileExistsError if the id is taken."""
+        """Save a new conversation; ConversationExists (a FileExistsError) if the id is taken."""
         path = self.path_for(conversation.id)
         for index, message in enumerate(conversation.messages):
             check_message(message, index)
         data = encode(conversation)
         with self._locked(conversation.id):
             if os.path.lexists(path):
-                raise FileExistsError(f"conversation {conversation.id!r} already exists")
+                raise ConversationExists(conversation.id)
             self._write(path, conversation, data)
         return conversation
 
@@ -139,7 +151,8 @@ class JsonHistoryStore(ChangingStore):
 
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, newest first; only changed files are parsed again."""
-        summaries = self._cache.refresh(lambda name, info: summarize_file(self.root / name, info))
+        with folder_faults(self.root, writing=False):
+            summaries = self._cache.refresh(lambda name, info: summarize_file(self.root / name, info))
         if self._cache.has(COPY_ID + SUFFIX):
             summaries = [s for s in summaries if not (s.read_only and s.id == LEGACY_ID)]
         return summaries
@@ -172,7 +185,9 @@ class JsonHistoryStore(ChangingStore):
     def deleted(self) -> list[ConversationSummary]:
         """What is in .trash/ and can be restored, most recently deleted first."""
         found = []
-        for path in (self.root / TRASH_DIR).glob(f"*{SUFFIX}"):
+        with folder_faults(self.root, writing=False):
+            paths = list((self.root / TRASH_DIR).glob(f"*{SUFFIX}"))
+        for path in paths:
             try:
                 conversation, _, info = read_file(path)
             except (OSError, Unreadable):
@@ -186,14 +201,14 @@ class JsonHistoryStore(ChangingStore):
         return self._load(self.root / TRASH_DIR / self.path_for(conversation_id).name)[0]
 
     def restore(self, conversation_id: str) -> None:
-        """Move a deleted conversation back; FileExistsError if the id was reused meanwhile."""
+        """Move a deleted conversation back; ConversationExists if the id was reused meanwhile."""
         path = self.path_for(conversation_id)
         trashed = self.root / TRASH_DIR / path.name
         if not os.path.lexists(trashed):
             raise ConversationNotFound(conversation_id)
         with self._locked(conversation_id):
             if os.path.lexists(path):
-                raise FileExistsError(f"conversation {conversation_id!r} already exists")
+                raise ConversationExists(conversation_id)
             try:
                 os.replace(trashed, path)
             except FileNotFoundError:
@@ -201,8 +216,12 @@ class JsonHistoryStore(ChangingStore):
             fsync_dir(self.root)
             fsync_dir(trashed.parent)
 
-    def _locked(self, conversation_id: str) -> AbstractContextManager[None]:
-        return exclusive(self.root / LOCKS_DIR / f"{conversation_id}.lock")
+    @contextmanager
+    def _locked(self, conversation_id: str) -> Iterator[None]:
+        """Hold the conversation's lock for a change; any OSError in it is reported as a history error."""
+        lock = self.root / LOCKS_DIR / f"{conversation_id}.lock"
+        with folder_faults(self.root, writing=True), exclusive(lock):
+            yield
 
     def _existing(self, conversation_id: str) -> Path:
         """The file path, checked before locking so misses never create folders."""
@@ -213,12 +232,13 @@ class JsonHistoryStore(ChangingStore):
 
     def _load(self, path: Path) -> tuple[Conversation, bool]:
         """Read a file, turning file problems into the store's exceptions."""
-        try:
-            conversation, legacy, _ = read_file(path)
-        except FileNotFoundError:
-            raise ConversationNotFound(path.name.removesuffix(SUFFIX)) from None
-        except Unreadable as problem:
-            raise InvalidConversation(UnreadableFile(path.name, problem.reason).message) from None
+        with folder_faults(self.root, writing=False):
+            try:
+                conversation, legacy, _ = read_file(path)
+            except FileNotFoundError:
+                raise ConversationNotFound(path.name.removesuffix(SUFFIX)) from None
+            except Unreadable as problem:
+                raise InvalidConversation(UnreadableFile(path.name, problem.reason).message) from None
         return conversation, legacy
 
     def _change(self, conversation_id: str, change: Callable[[Conversation], None]) -> Conversation:

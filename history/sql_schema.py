@@ -17,11 +17,19 @@ PostgreSQL; on SQLite a write transaction is BEGIN IMMEDIATE, which locks the da
 on any number of servers apply their changes one after another on what is saved, never on a
 stale copy. Reads on PostgreSQL are REPEATABLE READ, so a conversation and its messages come
 from one snapshot.
+
+Every wait is bounded, and every failure is one of history/errors.py's exceptions
+(history/sql_faults.py says which): connecting (CONNECT_TIMEOUT), waiting for a pooled connection
+(POOL_TIMEOUT), for a lock (LOCK_TIMEOUT: PostgreSQL's lock_timeout, SQLite's busy timeout), for a
+statement (STATEMENT_TIMEOUT, PostgreSQL's statement_timeout), and for a server that never answers
+(history/sql_deadline.py). A pooled connection that died (the server restarted) is replaced before use
+(pre-ping), or, on an engine without pre-ping, when the transaction's first statement fails on it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,9 +39,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from history import sql_deadline
 from history.atomic import LOCK_TIMEOUT
+from history.errors import HistoryUnavailable
+from history.sql_faults import database_error, is_locked, unanswered
 
 SCHEMA_VERSION = 1
+CONNECT_TIMEOUT = 5  # seconds to open a connection (libpq takes whole seconds)
+POOL_TIMEOUT = 5.0  # seconds to wait for a free pooled connection
+STATEMENT_TIMEOUT = 5.0  # seconds one statement may run on PostgreSQL
+ANSWER_GRACE = 2.0  # past STATEMENT_TIMEOUT, a server that has not answered at all is taken for frozen
+_SQLITE_BUSY_WAIT = 0.05  # SQLite's own wait for a lock, in steps of 1 to 20 ms
+_SQLITE_POLL = 0.002  # then BEGIN IMMEDIATE is tried again this often, as the JSON folder's lock is
 PREFIX = "chatbot_"
 _WRITE = "chatbot_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 _ADVISORY_LOCK = 0x63686174626F74  # "chatbot": serialises upgrade() across servers on PostgreSQL
@@ -97,7 +114,7 @@ messages = sa.Table(
 )
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(HistoryUnavailable, RuntimeError):
     """The database was upgraded by a newer version of the app."""
 
 
@@ -141,58 +158,118 @@ def engine_for(target: str | Engine) -> Engine:
         return _engines[url]
 
 
+def engine_options(url: str | sa.URL) -> dict:
+    """create_engine() keyword arguments that bound every wait on this database, for engines made
+    elsewhere too: st.connection("history", type="sql", **engine_options(url)).
+
+    PostgreSQL and others: pre-ping (a connection that died in the pool, as when the server restarted,
+    is replaced before use), POOL_TIMEOUT for a free connection, and on PostgreSQL CONNECT_TIMEOUT to
+    connect. SQLite: its busy timeout, LOCK_TIMEOUT. Lock and statement timeouts are set by each
+    transaction itself (transaction()), so they hold whoever made the engine.
+    """
+    parsed = sa.make_url(normalize_url(url) if isinstance(url, str) else url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": LOCK_TIMEOUT}}
+    options: dict = {"pool_pre_ping": True, "pool_timeout": POOL_TIMEOUT}
+    if backend == "postgresql":
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return options
+
+
 def _new_engine(url: str) -> Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        connect_args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return sa.create_engine(parsed, **engine_options(parsed))
     memory = parsed.database in (None, "", ":memory:")
-    engine = sa.create_engine(
-        parsed,
-        connect_args={"timeout": LOCK_TIMEOUT, "check_same_thread": False},
-        **({"poolclass": StaticPool} if memory else {}),
-    )
+    options = engine_options(parsed)
+    # SQLite's own busy handler backs off to 100 ms naps, so a writer could starve for seconds while
+    # others take turns; it waits only briefly, and _on_begin polls for the write lock up to LOCK_TIMEOUT.
+    options["connect_args"].update(check_same_thread=False, timeout=_SQLITE_BUSY_WAIT)
+    engine = sa.create_engine(parsed, **options, **({"poolclass": StaticPool} if memory else {}))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        if not memory:
+        if not memory:  # switching a new database to WAL waits for the others opening it too
+            cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT * 1000)}")
             cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
+            cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_WAIT * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get(_WRITE)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not connection.get_execution_options().get(_WRITE):
+            connection.exec_driver_sql("BEGIN")
+            return
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as error:
+                if not is_locked(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_SQLITE_POLL)
 
     return engine
 
 
-def _is_lock_timeout(error: sa.exc.OperationalError) -> bool:
-    text = str(error.orig).lower()
-    return "database is locked" in text or "lock timeout" in text or "canceling statement" in text
+_TIMEOUTS = sa.text(
+    "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :statement, true)"
+)
 
 
-@contextmanager
-def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
-    """A transaction that commits at the end; a lock held past LOCK_TIMEOUT raises TimeoutError."""
+def _begin(engine: Engine, write: bool) -> Connection:
+    """A connection in a new transaction, its timeouts set (the transaction's first statement)."""
     postgres = engine.dialect.name == "postgresql"
     options: dict[str, object] = {_WRITE: write}
     if postgres:
         options["isolation_level"] = "READ COMMITTED" if write else "REPEATABLE READ"
+    connection = engine.connect()
     try:
-        with engine.connect() as connection:
-            connection.execution_options(**options)
-            with connection.begin():
-                if postgres and write:
-                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
-                yield connection
-    except sa.exc.OperationalError as error:
-        if _is_lock_timeout(error):
-            raise TimeoutError(f"the history database stayed locked for {LOCK_TIMEOUT:.0f} s") from error
+        connection.execution_options(**options)
+        connection.begin()  # SQLite: BEGIN IMMEDIATE for a write, waiting up to its busy timeout
+        if postgres:
+            limits = {"lock": LOCK_TIMEOUT, "statement": STATEMENT_TIMEOUT}
+            connection.execute(_TIMEOUTS, {name: str(int(s * 1000)) for name, s in limits.items()})
+    except BaseException:
+        connection.close()
         raise
+    return connection
+
+
+def _started(engine: Engine, write: bool) -> Connection:
+    """_begin(), once more on a fresh connection if the pooled one had died (the server restarted):
+    it failed on the first statement, before anything was done."""
+    try:
+        return _begin(engine, write)
+    except sa.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return _begin(engine, write)  # the pool dropped every connection older than the dead one
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """A transaction that commits at the end. Any failure is a history error (HistoryBusy for a lock
+    or statement timeout, DatabaseUnreachable for a server that is down or does not answer...)."""
+    with sql_deadline.watch(engine, STATEMENT_TIMEOUT + ANSWER_GRACE) as watch:
+        try:
+            connection = _started(engine, write)
+            try:
+                yield connection
+                connection.commit()
+            finally:
+                connection.close()  # rolls back what did not commit
+        except sa.exc.SQLAlchemyError as error:
+            if watch.fired:
+                raise unanswered(engine.url, watch.seconds) from error
+            raise database_error(engine.url, error) from error
+        except sql_deadline.Expired:
+            raise unanswered(engine.url, watch.seconds) from None
 
 
 def schema_version(connection: Connection) -> int:

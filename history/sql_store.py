@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from history.changes import Change, ChangingStore
+from history.errors import ConversationExists
 from history.json_store import encode
 from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
 from history.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
@@ -114,24 +115,20 @@ class SqlHistoryStore(ChangingStore):
     # Writing: every change is one transaction holding its conversation's row lock
 
     def create(self, conversation: Conversation) -> Conversation:
-        """Save a new conversation; FileExistsError if the id is taken."""
+        """Save a new conversation; ConversationExists (a FileExistsError) if the id is taken."""
         if not is_valid_id(conversation.id):
             raise ConversationNotFound(conversation.id)
         for index, message in enumerate(conversation.messages):
             check_message(message, index)
         encode(conversation)  # the JSON store's limits (size, strict JSON), so copies go both ways
-        try:
-            with transaction(self.engine, write=True) as connection:
-                if self._row(connection, conversation.id) is not None:
-                    raise FileExistsError(f"conversation {conversation.id!r} already exists")
-                result = connection.execute(
-                    sa.insert(conversations).values(
-                        owner=self.owner, id=conversation.id, revision=1, **conversation_values(conversation)
-                    )
-                )
-                save_messages(connection, result.inserted_primary_key[0], [], conversation.messages)
-        except sa.exc.IntegrityError:  # another server created it between our check and insert
-            raise FileExistsError(f"conversation {conversation.id!r} already exists") from None
+        row = sa.insert(conversations).values(
+            owner=self.owner, id=conversation.id, revision=1, **conversation_values(conversation)
+        )
+        with transaction(self.engine, write=True) as connection:
+            if self._row(connection, conversation.id) is not None:
+                raise ConversationExists(conversation.id)
+            serial = self._unless_taken(connection, row, conversation.id).inserted_primary_key[0]
+            save_messages(connection, serial, [], conversation.messages)
         return conversation
 
     def delete(self, conversation_id: str) -> None:
@@ -149,21 +146,16 @@ class SqlHistoryStore(ChangingStore):
             )
 
     def restore(self, conversation_id: str) -> None:
-        """Bring a deleted conversation back; FileExistsError if the id was reused meanwhile."""
+        """Bring a deleted conversation back; ConversationExists if the id was reused meanwhile."""
         self._check_id(conversation_id)
-        exists = FileExistsError(f"conversation {conversation_id!r} already exists")
-        try:
-            with transaction(self.engine, write=True) as connection:
-                row = self._row(connection, conversation_id, trashed=True, lock=True)
-                if row is None:
-                    raise ConversationNotFound(conversation_id)
-                if self._row(connection, conversation_id) is not None:
-                    raise exists
-                connection.execute(
-                    sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
-                )
-        except sa.exc.IntegrityError:  # created by another server meanwhile
-            raise exists from None
+        with transaction(self.engine, write=True) as connection:
+            row = self._row(connection, conversation_id, trashed=True, lock=True)
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            if self._row(connection, conversation_id) is not None:
+                raise ConversationExists(conversation_id)
+            back = sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
+            self._unless_taken(connection, back, conversation_id)
 
     # Helpers
 
@@ -181,6 +173,15 @@ class SqlHistoryStore(ChangingStore):
         if row is None:
             raise ConversationNotFound(conversation_id)
         return row
+
+    @staticmethod
+    def _unless_taken(connection: Connection, statement, conversation_id: str):
+        """Execute a statement that makes a live row; ConversationExists if another server made one
+        with that id between our check and now (the unique index refuses the second)."""
+        try:
+            return connection.execute(statement)
+        except sa.exc.IntegrityError:
+            raise ConversationExists(conversation_id) from None
 
     @staticmethod
     def _check_id(conversation_id: str) -> None:

@@ -29,7 +29,8 @@ class UnreadableFile:
 
 
 class HistoryStore(Protocol):
-    """Saved conversations. Every method is safe to call from many threads and processes."""
+    """Saved conversations. Every method is safe to call from many threads and processes, waits a few
+    seconds at most, and fails only with history/errors.py's exceptions (HistoryError)."""
 
     def create(self, conversation: Conversation) -> Conversation:
         """Save a new conversation; fails if the id exists."""

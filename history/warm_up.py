@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from history.errors import HistoryError
 from history.insights_cache import insight_rows
 from history.search import warm_up as warm_up_search
 from history.store import HistoryStore
@@ -21,6 +22,8 @@ def warm_caches(store: HistoryStore) -> None:
     try:
         warm_up_search(store)
         insight_rows(store)
+    except HistoryError as error:  # the history is unavailable now: the pages will say so on use
+        log.warning("Could not fill the search and insights caches in advance: %s", error.message)
     except Exception:  # a background thread has no one to report to but the log
         log.exception("Could not fill the search and insights caches in advance")
 

@@ -86,7 +86,7 @@ def postgres_target() -> Iterator[str]:
     """A URL whose connections use a fresh schema, dropped (with everything in it) afterwards."""
     base = postgres_url()
     schema = f"test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(base)
+    admin = sa.create_engine(base, pool_pre_ping=True)  # the fault tests restart the server
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = with_search_path(base, schema)

@@ -9,7 +9,10 @@ from history import insights_cache, search_index, summary_cache
 from tests.apptest import visit
 from tests.openai_server import OpenAIServer
 
-pytest_plugins = ["tests.backends"]  # the history stores to test: backend, sql_backend, make_backend
+pytest_plugins = [
+    "tests.backends",  # the history stores to test: backend, sql_backend, make_backend
+    "tests.pg_server",  # the test PostgreSQL server itself, to restart, stop and freeze: postgres_server
+]
 
 
 @pytest.fixture(autouse=True)

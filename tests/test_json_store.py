@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from history import atomic, json_store, summary_cache
+from history.errors import HistoryUnavailable
 from history.json_store import JsonHistoryStore
 from history.legacy import COPY_ID, LEGACY_ID
 from history.models import (
@@ -109,7 +110,7 @@ def test_a_crash_between_write_and_replace_keeps_the_old_file(root, store, monke
         raise OSError("simulated crash before the rename")
 
     monkeypatch.setattr(atomic.os, "replace", killed)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(HistoryUnavailable, match=r"could not be written \(simulated crash"):
         store.append("chat-1", user("lost"))
     monkeypatch.undo()
     assert store.path_for("chat-1").read_bytes() == before

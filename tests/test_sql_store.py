@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from chatbot.access import user_folder
 from history import search, sql_schema
 from history.backend import check_owner, history_store, open_store, owner_for, store_owners
+from history.errors import HistoryBusy
 from history.export import all_conversations_zip
 from history.json_store import JsonHistoryStore
 from history.models import Conversation, InvalidConversation, make_message
@@ -132,7 +133,7 @@ def test_an_append_waits_for_the_writer_holding_the_lock(sql_backend):
     assert [m["content"] for m in done[0].messages] == ["one", "two"]
 
 
-def test_a_lock_held_too_long_raises_timeout(sql_backend, monkeypatch):
+def test_a_lock_held_too_long_is_busy_not_a_hang(sql_backend, monkeypatch):
     monkeypatch.setattr(sql_schema, "LOCK_TIMEOUT", 0.5)  # PostgreSQL: lock_timeout of each transaction
     engine_for(sql_backend.target).dispose()
     sql_schema._engines.pop(sql_backend.target)  # SQLite: the busy timeout of a new engine's connections
@@ -141,7 +142,7 @@ def test_a_lock_held_too_long_raises_timeout(sql_backend, monkeypatch):
     holder = hold_write_lock(sql_backend.target, "locked")
     try:
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match="stayed locked"):
+        with pytest.raises(HistoryBusy, match="another window or server is saving this conversation"):
             store.append("locked", user("two"))
         assert time.monotonic() - started < 10
     finally:
