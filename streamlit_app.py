@@ -23,7 +23,7 @@ from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings, SettingsError, load_settings
 from history.backend import history_store
 from history.errors import HistoryError
-from history.sql_schema import SchemaTooNew, engine_options
+from history.sql_schema import engine_options
 from history.store import HistoryStore
 from history.warm_up import start_warm_up
 
@@ -52,7 +52,9 @@ def open_history(secrets: dict, settings: Settings, folder: Path) -> HistoryStor
     if not configured:
         return get_store(str(settings.history_dir), str(folder), None)
     url = configured.get("url") or f"{configured.get('dialect', 'postgresql')}://"
-    options = {**engine_options(url), **configured}  # bounded waits and pre-ping, unless set there
+    bounded = engine_options(url)  # bounded waits and pre-ping, unless the secrets set their own
+    options = {**bounded, **configured}
+    options["connect_args"] = {**bounded.get("connect_args", {}), **configured.get("connect_args", {})}
     engine = st.connection("history", type="sql", **options).engine
     key = engine.url.render_as_string(hide_password=True)
     return get_store(str(settings.history_dir), str(folder), key, engine)
@@ -104,7 +106,7 @@ if access.folder is None:
 
 try:
     store = open_history(secrets, settings, access.folder)
-except (SQLAlchemyError, SchemaTooNew, HistoryError) as error:
+except (SQLAlchemyError, HistoryError) as error:  # SchemaTooNew and DatabaseUnreachable are these
     reason = error.message if isinstance(error, HistoryError) else str(error)
     st.error(
         f"Cannot open the history database set in [connections.history]: {reason} Check its url in "
