@@ -110,8 +110,9 @@ def render(app: App) -> None:
         )
     else:
         key = f"history_table_{state.get('table_key', 0)}_{query}_{dates}_{managing}"
-        shown_ids = state.get("history_rows", {}).get(key, [])  # the rows as drawn when the user picked
-        state.history_rows = {key: list(table["id"])}
+        ids = list(table["id"])
+        shown_ids = state.get("history_rows", {}).get(key) or ids  # the rows as drawn when the user picked
+        state.history_rows = {key: ids}
         event = st.dataframe(
             table,
             key=key,
@@ -121,7 +122,7 @@ def render(app: App) -> None:
             column_order=("title", "snippet", "updated", "messages", "model", "created"),
             column_config=COLUMNS,
         )
-        picked = picked_id(event.selection.rows, shown_ids or state.history_rows[key])
+        picked = picked_id(event.selection.rows, shown_ids)
         if managing and picked:
             render_actions(app, picked)
         elif picked:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -325,8 +326,7 @@ class ChatService:
 
     def _check_room(self, conversation: Conversation, message: dict) -> None:
         """Refuse a message whose reply could no longer be saved: the conversation is nearly full."""
-        data = {**conversation.to_dict(), "messages": [*conversation.messages, message]}
-        trial = Conversation.from_dict(data)
+        trial = dataclasses.replace(conversation, messages=[*conversation.messages, message])
         try:
             size = len(encode(trial))
         except InvalidConversation:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 from chatbot.chat import STATUS_STREAMING, ChatService, ReplyResult, versions_before
 from chatbot.errors import ChatError
-from chatbot.providers.base import FINISH_ERROR, FINISH_INTERRUPTED, FINISH_STOPPED, Reply
-from history.errors import ConversationChanged, HistoryError, HistoryUnavailable
+from chatbot.providers.base import FINISH_STOPPED, Reply
+from history.errors import HistoryError, HistoryUnavailable
 from history.models import Conversation, utc_now
 
 CHECKPOINT_SECONDS = 1.0  # the partial reply is saved at least this often while text arrives
@@ -65,13 +65,13 @@ class ReplyJob:
         """Finished, but its last save failed: the text is only in memory."""
         return not self.live and self.save_error is not None
 
-    def follow(self, start: int = 0) -> Iterator[str]:
-        """The text from `start` on as it arrives, until the reply ends (for st.write_stream).
+    def follow(self) -> Iterator[str]:
+        """The whole text, then what arrives, until the reply ends (for st.write_stream).
 
         The first text comes at once; after it, what arrives within FOLLOW_SECONDS comes as one
         chunk, since the page re-sends the whole reply with every chunk.
         """
-        position, shown_at = start, None
+        position, shown_at = 0, None
         while True:
             with self._changed:
                 while position == len(self.text) and self.live:
@@ -106,17 +106,12 @@ class ReplyJob:
 
     def run(self, reply: Reply) -> None:
         """Read the model until the reply ends (the job's own thread)."""
-        try:
-            for delta in reply:
-                with self._changed:
-                    if self._ending:  # stopped meanwhile: close the model's stream
-                        break
-                    self.text += delta
-                    self._changed.notify_all()
-        except Exception as error:  # noqa: BLE001 - a provider bug must still end the reply, with its text
-            _log.exception("reply to %s failed", self.conversation_id)
-            reply.error = ChatError("unexpected", detail=type(error).__name__)
-            reply.finish_reason = FINISH_INTERRUPTED if reply.text else FINISH_ERROR
+        for delta in reply:  # a Reply never raises: a failure ends it, kept in reply.error
+            with self._changed:
+                if self._ending:  # stopped meanwhile: close the model's stream
+                    break
+                self.text += delta
+                self._changed.notify_all()
         reply.stop()  # no-op when it ended by itself
         with self._changed:
             if self._ending:  # Stop ended it, and saved it
@@ -259,9 +254,7 @@ class ReplyWorkers:
                     return
             for _, job in jobs:
                 try:
-                    job.checkpoint(now)
-                except ConversationChanged:
-                    continue
+                    job.checkpoint(now)  # a store failure is kept in job.save_error
                 except Exception:  # noqa: BLE001 - one job's fault must not end the others' checkpoints
                     _log.exception("checkpoint of %s failed", job.conversation_id)
 

@@ -103,14 +103,19 @@ def test_a_reply_that_cannot_be_saved_stays_on_screen_and_saves_later(
     assert chat(at)[-1] == ("assistant", "A reply worth keeping.")
 
 
+def assert_typed_text_survives(at, cause: str, kind: str, key_prefix: str, text: str, label: str) -> None:
+    """Type into a popover's field and press its button: refused in words, the text still there."""
+    popover_widget(at, kind, key_prefix).set_value(text)
+    button(at, label).click().run()
+    assert_told(at, cause)
+    assert popover_widget(at, kind, key_prefix).value == text
+
+
 def test_edit_keeps_the_edited_text(new_visit, history_dir, fault):
     cause, breaks, _ = fault
     at = started_chat(new_visit)
     breaks()
-    popover_widget(at, "text_area", "edit_").set_value("my edited question")
-    button(at, "Save and resend").click().run()
-    assert_told(at, cause)
-    assert popover_widget(at, "text_area", "edit_").value == "my edited question"
+    assert_typed_text_survives(at, cause, "text_area", "edit_", "my edited question", "Save and resend")
     assert on_disk(history_dir)[0]["content"] == "first question"
 
 
@@ -118,10 +123,7 @@ def test_rename_keeps_the_typed_title(new_visit, history_dir, fault):
     cause, breaks, _ = fault
     at = started_chat(new_visit)
     breaks()
-    popover_widget(at, "text_input", "title_").set_value("My new title")
-    button(at, "Save title").click().run()
-    assert_told(at, cause)
-    assert popover_widget(at, "text_input", "title_").value == "My new title"
+    assert_typed_text_survives(at, cause, "text_input", "title_", "My new title", "Save title")
     assert saved(history_dir)[0]["title"] == "first question"
 
 
