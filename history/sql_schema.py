@@ -28,6 +28,7 @@ statement (STATEMENT_TIMEOUT, PostgreSQL's statement_timeout), and for a server 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import weakref
@@ -177,6 +178,24 @@ def engine_options(url: str | sa.URL) -> dict:
     return options
 
 
+def _switch_to_wal(cursor) -> None:
+    """WAL, so readers never wait for a writer. Switching a new database waits for the other servers
+    opening it too; SQLite can refuse that at once, without its busy handler, so it is polled for up
+    to LOCK_TIMEOUT as BEGIN IMMEDIATE is."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT * 1000)}")
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorname.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(_SQLITE_POLL)
+    cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_WAIT * 1000)}")
+
+
 def _new_engine(url: str) -> Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -193,10 +212,8 @@ def _new_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        if not memory:  # switching a new database to WAL waits for the others opening it too
-            cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
-            cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_WAIT * 1000)}")
+        if not memory:
+            _switch_to_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
