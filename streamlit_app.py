@@ -12,8 +12,9 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages import chat, history, insights, sidebar
+from app_pages.safe_text import plain
 from app_pages.shared import App, open_conversation, show_notice, state
-from chatbot.access import resolve_access
+from chatbot.access import Access, resolve_access
 from chatbot.chat import ChatService
 from chatbot.errors import ChatError
 from chatbot.profile import ProfileError, load_profile
@@ -39,25 +40,28 @@ def read_secrets() -> dict:
 
 
 @st.cache_resource(show_spinner=False)
-def get_store(history_dir: str, folder: str, database_key: str | None, _database=None) -> HistoryStore:
+def get_store(
+    history_dir: str, folder: str, database_key: str | None, _database=None, legacy: str | None = None
+) -> HistoryStore:
     """The history store, once per process and folder; its caches start filling in the background."""
-    store = history_store(Path(history_dir), Path(folder), _database)
+    store = history_store(Path(history_dir), Path(folder), _database, legacy=legacy and Path(legacy))
     start_warm_up(store)
     return store
 
 
-def open_history(secrets: dict, settings: Settings, folder: Path) -> HistoryStore:
+def open_history(secrets: dict, settings: Settings, access: Access) -> HistoryStore:
     """The database of [connections.history] in the secrets if there is one, else the JSON folder."""
+    folder, legacy = str(access.folder), access.legacy_folder and str(access.legacy_folder)
     configured = secrets.get("connections", {}).get("history")
     if not configured:
-        return get_store(str(settings.history_dir), str(folder), None)
+        return get_store(str(settings.history_dir), folder, None, legacy=legacy)
     url = configured.get("url") or f"{configured.get('dialect', 'postgresql')}://"
     bounded = engine_options(url)  # bounded waits and pre-ping, unless the secrets set their own
     options = {**bounded, **configured}
     options["connect_args"] = {**bounded.get("connect_args", {}), **configured.get("connect_args", {})}
     engine = st.connection("history", type="sql", **options).engine
     key = engine.url.render_as_string(hide_password=True)
-    return get_store(str(settings.history_dir), str(folder), key, engine)
+    return get_store(str(settings.history_dir), folder, key, engine, legacy)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -85,7 +89,7 @@ try:
     settings = load_settings(secrets=secrets)
     profile = load_profile(settings.profile_path)  # read each run, so edits show on the next click
 except (SettingsError, ProfileError) as error:
-    st.error(str(error))
+    st.error(plain(str(error)))
     st.stop()
 st.set_page_config(page_title=profile.name)
 
@@ -96,22 +100,24 @@ access = resolve_access(
     require_login=settings.require_login,
 )
 if access.folder is None:
-    st.title(profile.name)
+    st.title(plain(profile.name, one_line=True))
     if access.problem:
-        st.error(access.problem)
+        st.error(plain(access.problem))
+        if access.signed_in:
+            st.button("Sign out", on_click=st.logout)
     else:
         st.info("Sign in to see and continue your conversations.")
         st.button("Sign in", on_click=st.login, type="primary")
     st.stop()
 
 try:
-    store = open_history(secrets, settings, access.folder)
+    store = open_history(secrets, settings, access)
 except (SQLAlchemyError, HistoryError) as error:  # SchemaTooNew and DatabaseUnreachable are these
     reason = error.message if isinstance(error, HistoryError) else str(error)
-    st.error(
+    st.error(plain(
         f"Cannot open the history database set in [connections.history]: {reason} Check its url in "
         ".streamlit/secrets.toml (or the app's Secrets on Streamlit Cloud) and that the server is up."
-    )
+    ))
     st.button("Try again", icon=":material/refresh:", key="open_history_again")
     st.stop()
 provider, model = backend(settings)
@@ -121,7 +127,10 @@ service = ChatService(
     model,
     system_prompt=settings.system_prompt_for(provider.backend, profile.persona),
     max_message_chars=settings.max_message_chars,
+    reply_tokens=settings.max_reply_tokens,
     profile=profile,
+    allowed_models=settings.allowed_models,
+    lock_system_prompt=settings.lock_system_prompt,
 )
 app = App(settings, access, store, provider, model, service, profile, get_replies())
 
@@ -153,7 +162,7 @@ page = st.navigation(list(app.pages.values()))
 try:
     sidebar.render(app)
 except HistoryError as error:  # the page below still works
-    st.sidebar.error(error.message, icon=":material/error:")
+    st.sidebar.error(plain(error.message), icon=":material/error:")
 target = app.pages.get(state.pop("go_to", None) or "")
 if target is not None and target.url_path != page.url_path:
     st.switch_page(target)
@@ -161,5 +170,5 @@ show_notice(app)
 try:
     page.run()
 except HistoryError as error:  # every page's history failure, in words, with a way to go on
-    st.error(error.message, icon=":material/error:")
+    st.error(plain(error.message), icon=":material/error:")
     st.button("Try again", icon=":material/refresh:", key="history_try_again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.reply_view import attach, bubble, follow, render_unsaved, watch_elsewhere
+from app_pages.safe_text import markdown, note, plain
 from app_pages.shared import (
     MESSAGE_WINDOW,
     App,
@@ -46,28 +47,28 @@ def render_welcome(app: App) -> None:
     """An empty chat: the profile's greeting, and its starter prompts to click."""
     if app.profile.greeting:
         with bubble(app, "assistant"):
-            st.markdown(app.profile.greeting)
+            st.markdown(markdown(app.profile.greeting))
     if app.profile.starters:
         columns = st.columns(min(len(app.profile.starters), 3))
         for number, starter in enumerate(app.profile.starters):
             columns[number % len(columns)].button(
-                starter, key=f"starter_{number}", icon=":material/chat_bubble:", width="stretch",
-                on_click=state.update, kwargs={"starter": starter},
+                plain(starter, one_line=True), key=f"starter_{number}", icon=":material/chat_bubble:",
+                width="stretch", on_click=state.update, kwargs={"starter": starter},
             )
 
 
 def render_message(app: App, message: dict, index: int | None = None) -> None:
     with bubble(app, message["role"]):
-        st.markdown(message["content"])
+        st.markdown(markdown(message["content"]))
         notes = [note for note in (status_note(message), reply_details(message)) if note]
         if notes:
-            st.caption(" · ".join(notes))
+            st.caption(" · ".join(note(text) for text in notes))
         earlier = message.get("alternatives") or []
         if earlier:
             with st.expander(f"Earlier versions ({len(earlier)})", icon=":material/history:"):
                 for number, version in enumerate(earlier, 1):
-                    st.caption(f"Version {number}")
-                    st.markdown(version.get("content", ""))
+                    st.caption(f"Version {number:d}")
+                    st.markdown(markdown(version.get("content", "")))
         if index is not None and message["role"] == "assistant":
             key = f"feedback_{state.conversation.id}_{index}_{message['created_at']}"
             st.feedback(
@@ -112,7 +113,7 @@ def continue_fresh(app: App) -> None:
 
 
 def render_header(app: App, conversation: Conversation) -> None:
-    st.subheader(conversation.title)
+    st.subheader(plain(conversation.title, one_line=True))
     try:
         saved = app.store.exists(conversation.id)
     except HistoryUnavailable:  # the conversation stays on screen; its controls come back with the history
@@ -167,7 +168,7 @@ def render(app: App) -> None:
     try:
         render_chat(app, box)
     except HistoryError as error:
-        st.error(error.message, icon=":material/error:")
+        st.error(plain(error.message), icon=":material/error:")
         if not box.drawn:
             box.draw()
 
@@ -197,7 +198,7 @@ def render_chat(app: App, box: ChatBox) -> None:
         messages = messages[:-1]  # the reply being replaced, or the unsaved reply's last checkpoint
     hidden, shown = visible_messages(messages, state.window)
     if hidden and st.button(
-        f"Show {min(hidden, MESSAGE_WINDOW)} earlier messages ({hidden} hidden)",
+        f"Show {min(hidden, MESSAGE_WINDOW):d} earlier messages ({hidden:d} hidden)",
         icon=":material/expand_less:",
     ):
         state.window += MESSAGE_WINDOW
@@ -209,7 +210,7 @@ def render_chat(app: App, box: ChatBox) -> None:
     if job is not None and job.unsaved:
         render_unsaved(app, job)
     if state.error:
-        st.error(state.error, icon=":material/error:")
+        st.error(plain(state.error), icon=":material/error:")
     if "carry_over" in state:
         st.button("Continue in a new conversation", icon=":material/add_comment:", type="primary",
                   on_click=continue_fresh, args=(app,))

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
+
 import streamlit as st
 
-from app_pages.shared import App, delete, export_buttons, notify, open_conversation, rename, restore, state
+from app_pages.safe_text import plain
+from app_pages.shared import (
+    App,
+    delete,
+    export_buttons,
+    guarded,
+    notify,
+    open_conversation,
+    rename,
+    restore,
+    state,
+)
 from history.errors import ConversationNotFound, HistoryError
 from history.export import all_conversations_filename, all_conversations_zip
 from history.import_formats import ImportFailed
 from history.importers import MAX_IMPORT_BYTES, import_file
 from history.listing import conversations_table, filter_table
+from history.models import ConversationSummary
 from history.search import search_table
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = {
     "title": st.column_config.TextColumn("Title", width="large"),
@@ -23,17 +40,30 @@ COLUMNS = {
 
 
 def import_upload(app: App, upload) -> None:
-    """Import an uploaded file once, and say what came in and what was skipped."""
+    """Import an uploaded file once, showing how far it got, and say what came in and what was skipped.
+    Whatever happens, even a bug, ends in a message and a cleared uploader, so a rerun never repeats it."""
     try:
-        report = import_file(app.store, upload.name, upload.getvalue())
-        notify(report.summary(), "success" if report.imported else "warning")
+        with st.status("Importing…", expanded=True) as status:
+            bar = st.progress(0.0)
+            report = import_file(
+                app.store, upload.name, upload.getvalue(), limits=app.settings.import_limits(),
+                progress=lambda done, text: bar.progress(done, text=text),
+            )
+            status.update(label="Imported", state="complete")
+        notify(report.summary(), "success" if report.imported and not report.limit else "warning")
     except ImportFailed as error:
         notify(str(error), "error")
     except HistoryError as error:
         notify(f"{error.message} The import stopped there: import the file again once this is fixed, "
                "and what already came in is skipped.", "error")
-    state.upload_key = state.get("upload_key", 0) + 1  # clears the uploader
-    state.table_key = state.get("table_key", 0) + 1
+    except Exception:  # a bug: said in words and logged, never a traceback on the page
+        logger.exception("Importing %r failed unexpectedly", upload.name)
+        notify(f"'{upload.name}' could not be imported: something went wrong in the app (it is in the "
+               "server's log). Whatever came in before it is in the history; the file was not read again.",
+               "error")
+    finally:
+        state.upload_key = state.get("upload_key", 0) + 1  # clears the uploader
+        state.table_key = state.get("table_key", 0) + 1
     st.rerun()
 
 
@@ -51,14 +81,53 @@ def render_tools(app: App) -> None:
         )
         if upload is not None:
             import_upload(app, upload)
+    render_trash(app)
+
+
+@guarded
+def delete_forever(app: App, summary: ConversationSummary) -> None:
+    """Remove a conversation from the trash for good (the popover asked first)."""
+    try:
+        app.store.delete_forever(summary.id)
+    except ConversationNotFound:
+        notify(f"“{summary.title}” was no longer in Recently deleted: another window restored or removed it.",
+               "warning")
+        return
+    notify(f"Deleted “{summary.title}” for good.")
+
+
+def purge_old_trash(app: App) -> None:
+    """Remove what was deleted longer ago than CHATBOT_TRASH_DAYS; if that fails, the trash still shows."""
+    if not app.settings.trash_days:
+        return
+    try:
+        app.store.purge_deleted(datetime.now(UTC) - timedelta(days=app.settings.trash_days))
+    except HistoryError as error:
+        st.warning(plain(f"Could not empty the old part of Recently deleted: {error.message}"))
+
+
+def render_trash(app: App) -> None:
+    """Recently deleted: restore a conversation, or delete it forever; old ones go by themselves."""
+    purge_old_trash(app)
     deleted = app.store.deleted()
-    if deleted:
-        with st.expander(f"Recently deleted ({len(deleted)})", icon=":material/delete:"):
-            for summary in deleted:
-                title_column, button_column = st.columns([4, 1])
-                title_column.write(summary.title)
-                button_column.button(
-                    "Restore", key=f"restore_{summary.id}", on_click=restore, args=(app, summary.id)
+    if not deleted:
+        return
+    days = app.settings.trash_days
+    with st.expander(f"Recently deleted ({len(deleted)})", icon=":material/delete:"):
+        kept = (f"removed for good {days:g} days after they were deleted" if days
+                else "kept until you delete them forever (CHATBOT_TRASH_DAYS = 0)")
+        st.caption(plain(f"Deleted conversations are {kept}."))
+        for summary in deleted:
+            title_column, restore_column, forever_column = st.columns([4, 1, 1], vertical_alignment="center")
+            title_column.markdown(plain(summary.title, one_line=True))
+            restore_column.button(
+                "Restore", key=f"restore_{summary.id}", on_click=restore, args=(app, summary.id)
+            )
+            with forever_column.popover("Delete forever", icon=":material/delete_forever:"):
+                st.markdown("This cannot be undone: the conversation is removed from the history.")
+                st.button(
+                    "Delete forever", key=f"forever_{summary.id}", type="primary",
+                    on_click=delete_forever, args=(app, summary),
                 )
 
 
@@ -67,12 +136,12 @@ def render_actions(app: App, conversation_id: str) -> None:
     try:
         conversation = app.service.open(conversation_id)
     except ConversationNotFound as error:
-        st.warning(error.message)
+        st.warning(plain(error.message))
         return
     except ValueError as error:
-        st.error(str(error))
+        st.error(plain(str(error)))
         return
-    st.markdown(f"**{conversation.title}** · {len(conversation.messages)} messages")
+    st.markdown(f"**{plain(conversation.title, one_line=True)}** · {len(conversation.messages)} messages")
     key = f"history_title_{conversation.id}"
     title_column, rename_column = st.columns([3, 1], vertical_alignment="bottom")
     title_column.text_input("Title", value=conversation.title, key=key, max_chars=200)
@@ -129,7 +198,7 @@ def render(app: App) -> None:
             try:
                 open_conversation(app.service.open(picked))
             except ConversationNotFound as error:
-                st.warning(error.message)
+                st.warning(plain(error.message))
             else:
                 st.rerun()
         else:

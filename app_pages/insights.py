@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from app_pages.safe_text import plain
 from app_pages.shared import App
 from history.insights import (
     answer_sources,
     between,
+    bucket_size,
     daily_activity,
     feedback_by_day,
     headline,
@@ -53,8 +55,8 @@ def render_headline(frame: pd.DataFrame) -> None:
 
 def chart_with_data(title: str, data: pd.DataFrame, kind: str, columns: list[str], note: str) -> None:
     """A chart, what it shows in one sentence, and its numbers a click away."""
-    st.markdown(f"#### {title}")
-    st.caption(note)
+    st.markdown(f"#### {plain(title)}")
+    st.caption(plain(note))
     if data.empty:
         st.info("Nothing to show in this date range.")
         return
@@ -79,23 +81,29 @@ def render(app: App) -> None:
     start, end = (*picked, None, None)[:2]
     frame = between(rows, start, end or start)
     render_headline(frame)
+    per = bucket_size(frame)  # a day, unless the dates span more days than a chart can show
+    if per != "day":
+        st.caption(plain(
+            f"These dates span too long a time to show every day, so the charts count per {per}. "
+            "Pick a shorter range to see days; a conversation dated far off may have a wrong clock."
+        ))
     chart_with_data(
-        "Conversations and messages per day", daily_activity(frame), "bar", ["conversations", "messages"],
-        "Conversations counted on the day they started; messages from users and the bot.",
+        f"Conversations and messages per {per}", daily_activity(frame), "bar", ["conversations", "messages"],
+        f"Conversations counted in the {per} they started; messages from users and the bot.",
     )
     times_table = reply_times(frame)
     chart_with_data(
         "Reply time", times_table, "line", ["latency_median_ms", "latency_p90_ms", "first_token_median_ms"],
-        "Milliseconds per day for model answers: median and 90th percentile of the whole reply, "
+        f"Milliseconds per {per} for model answers: median and 90th percentile of the whole reply, "
         "and the median wait for the first token.",
     )
     chart_with_data(
         "Tokens", times_table, "bar", ["total_tokens"],
-        "Tokens per day that the server reported for model answers.",
+        f"Tokens per {per} that the server reported for model answers.",
     )
     chart_with_data(
         "Feedback", feedback_by_day(frame), "bar", ["up", "down"],
-        "Thumbs up and down given per day; the table has the share of thumbs up.",
+        f"Thumbs up and down given per {per}; the table has the share of thumbs up.",
     )
     chart_with_data(
         "Who answered", answer_sources(frame), "bar", ["answers"],

@@ -6,6 +6,7 @@ import contextlib
 
 import streamlit as st
 
+from app_pages.safe_text import markdown, plain, stream
 from app_pages.shared import App, guarded, notify, state
 from chatbot.chat import is_stale_reply, is_streaming
 from chatbot.providers.base import WAIT_MESSAGE
@@ -32,8 +33,8 @@ def follow(app: App, job: ReplyJob) -> None:
               args=(app, job.conversation_id), help="Stop the reply here; what arrived is kept.")
     with place:
         if job.waiting and not job.text:
-            st.info(WAIT_MESSAGE, icon=":material/hourglass_top:")
-        st.write_stream(job.follow())
+            st.info(plain(WAIT_MESSAGE), icon=":material/hourglass_top:")
+        stream(job.follow())
     state.error = job.error.message if job.error else None
     if job.saved is not None:
         state.conversation = job.saved
@@ -44,8 +45,8 @@ def follow(app: App, job: ReplyJob) -> None:
 def render_unsaved(app: App, job: ReplyJob) -> None:
     """A reply that arrived but could not be saved: still on screen, with a way to keep it."""
     with bubble(app, "assistant"):
-        st.markdown(job.text)
-    st.error(f"{job.save_error.message} The reply above is not saved yet.", icon=":material/error:")
+        st.markdown(markdown(job.text))
+    st.error(f"{plain(job.save_error.message)} The reply above is not saved yet.", icon=":material/error:")
     again_column, download_column = st.columns(2)
     again_column.button("Save again", icon=":material/save:", key="save_reply_again",
                         on_click=save_again, args=(app, job))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from app_pages.safe_text import plain
 from chatbot.access import Access
 from chatbot.chat import ChatService
 from chatbot.profile import Profile
@@ -69,9 +70,10 @@ def show_notice(app: App) -> None:
     if "notice" not in state:
         return
     kind, text, undo, label = state.pop("notice")
-    NOTICES[kind](text)
+    NOTICES[kind](plain(text))
     if undo:
-        st.button(label, icon=":material/undo:", key="undo_delete", on_click=restore, args=(app, undo))
+        st.button(plain(label, one_line=True), icon=":material/undo:", key="undo_delete", on_click=restore,
+                  args=(app, undo))
 
 
 def guarded(callback: Callable[..., None]) -> Callable[..., None]:

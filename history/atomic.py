@@ -1,4 +1,4 @@
-"""File-system rules every store operation obeys: crash-safe writes, no-follow reads, locks."""
+"""File-system rules every store operation obeys: crash-safe writes, no-follow reads, locks, private modes."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ _READ_FLAGS = (
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_BINARY", 0)
 )
+
+# Conversations are private: folders only the app's user can enter, files only it can read (mkstemp
+# already makes 0600 files). The modes are set explicitly, so a server's umask (often 022) cannot widen them.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -110,6 +115,35 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def private_dirs(folder: Path) -> None:
+    """Make `folder` and any missing parents, each 0700 whatever the umask; existing ones are left."""
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, PRIVATE_DIR)
+        except FileExistsError:
+            continue  # another thread or process made it meanwhile
+        os.chmod(path, PRIVATE_DIR)  # mkdir's mode is narrowed by the umask, never widened; be exact
+
+
+def tighten(folder: Path) -> None:
+    """Take group and other access off a folder of ours that an older version left open (0755); best
+    effort, so a read-only disk still reads. Anything not a folder, or someone else's, is left alone."""
+    if os.name != "posix":
+        return  # Windows folders have ACLs, not these bits
+    try:
+        info = os.lstat(folder)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.chmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError:
+        return
+
+
 def _thread_lock(key: str) -> threading.Lock:
     """One lock per path, so threads hand over quickly instead of polling the file lock."""
     with _thread_locks_guard:
@@ -124,12 +158,13 @@ def exclusive(lock_path: Path, timeout: float | None = None) -> Iterator[None]:
     """
     timeout = LOCK_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout  # one wait for both locks, not one each
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(lock_path.parent)
     local = _thread_lock(str(lock_path))
     if not local.acquire(timeout=timeout):
         raise HistoryBusy(BUSY)
     try:
-        file_lock = FileLock(lock_path, timeout=max(0.0, deadline - time.monotonic()))  # 0: try once
+        wait = max(0.0, deadline - time.monotonic())  # 0: try once
+        file_lock = FileLock(lock_path, timeout=wait, mode=PRIVATE_FILE)
         try:
             file_lock.acquire(poll_interval=_POLL_INTERVAL)  # an acquire() argument in every filelock 3.x
         except Timeout:

@@ -22,7 +22,7 @@ def prepared(messages: Iterable[dict]) -> list[dict]:
     """Validated copies of new messages, stamped with a time if the caller gave none."""
     batch = []
     for index, message in enumerate(messages):
-        check_message(message, index)
+        check_message(message, index, needs_time=False)  # the time is stamped here when missing
         copy = dict(message)
         copy.setdefault("created_at", utc_now())
         batch.append(copy)

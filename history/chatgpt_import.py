@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from history.import_formats import FORMAT_CHATGPT, Candidate, ImportFailed, Parsed, with_source
-from history.models import Conversation, utc_now
+from history.models import MAX_TITLE_LENGTH, Conversation, shown_title, shown_value, utc_now
 
 TEXT_TYPES = ("text", "multimodal_text")
 UNTITLED = "Untitled"
@@ -47,19 +48,27 @@ def branch(item: dict, name: str, where: str) -> list[dict]:
     current = item.get("current_node")
     if current is None:
         current = _leaf(mapping)
+    elif not isinstance(current, str):
+        raise ImportFailed(name, f"has {where} with a 'current_node' that is not a node id")
     elif current not in mapping:
-        raise ImportFailed(name, f"has {where} whose current_node {current!r} is not in its mapping")
+        shown = shown_value(current)
+        raise ImportFailed(name, f"has {where} whose current_node {shown} is not in its mapping")
     nodes: list[dict] = []
     seen: set[str] = set()
     while current is not None:
         node = mapping.get(current)
+        shown = shown_value(current)
         if not isinstance(node, dict):
-            raise ImportFailed(name, f"has {where} whose node {current!r} is missing or not an object")
+            raise ImportFailed(name, f"has {where} whose node {shown} is missing or not an object")
         if not (node.get("message") is None or isinstance(node["message"], dict)):
-            raise ImportFailed(name, f"has {where} whose node {current!r} has a non-object 'message'")
+            raise ImportFailed(name, f"has {where} whose node {shown} has a non-object 'message'")
+        if not isinstance(node.get("children", []), list | None):
+            raise ImportFailed(name, f"has {where} whose node {shown} has 'children' that is not a list")
         seen.add(current)
         nodes.append(node)
         current = node.get("parent")
+        if not isinstance(current, str | None):
+            raise ImportFailed(name, f"has {where} whose node {shown} has a 'parent' that is not a node id")
         if current in seen:
             raise ImportFailed(name, f"has {where} whose mapping loops back on itself")
     nodes.reverse()
@@ -105,6 +114,8 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     if not isinstance(item, dict) or not isinstance(item.get("mapping"), dict):
         raise ImportFailed(name, f"has {where} without a 'mapping' of messages")
     title = item.get("title") if isinstance(item.get("title"), str) and item["title"].strip() else UNTITLED
+    line = " ".join(title[: MAX_TITLE_LENGTH * 4].split())  # one line, spaces collapsed, as ChatGPT shows it
+    long_title, title = len(line) > MAX_TITLE_LENGTH, shown_title(line)
     created = iso_time(item.get("create_time")) or iso_time(item.get("update_time")) or utc_now()
     messages, left_out = [], {"tool": 0, "non_text": 0, "": 0}
     for node in branch(item, name, f"{where} ('{title}')"):
@@ -119,7 +130,7 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     model = item.get("default_model_slug") if isinstance(item.get("default_model_slug"), str) else ""
     conversation = Conversation(
         id=id_at(created),
-        title=" ".join(title.split()),
+        title=title,
         created_at=created,
         updated_at=messages[-1]["created_at"] if messages else created,
         model=model or (models[-1] if models else ""),
@@ -128,14 +139,13 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     ident = item.get("id") or item.get("conversation_id")
     source = with_source(conversation, "chatgpt", ident if isinstance(ident, str) else None)
     return Candidate(
-        conversation, source=source, tool_messages=left_out["tool"], non_text_messages=left_out["non_text"]
+        conversation, source=source, tool_messages=left_out["tool"], non_text_messages=left_out["non_text"],
+        title_cut=long_title,
     )
 
 
-def chatgpt_conversations(name: str, value: list | dict) -> Parsed:
-    """Every conversation in the export, all validated before any is saved."""
-    items = value if isinstance(value, list) else [value]
-    parsed = Parsed(FORMAT_CHATGPT)
-    for index, item in enumerate(items):
+def chatgpt_conversations(name: str, items: Iterable[object], parsed: Parsed) -> str:
+    """The export's conversations up to the limit, all validated before any is saved."""
+    for index, item in parsed.until_full(items):
         parsed.offer(convert_conversation(item, name, index))
-    return parsed
+    return FORMAT_CHATGPT

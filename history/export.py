@@ -19,6 +19,7 @@ from history.store import ConversationNotFound, HistoryStore, readable_conversat
 README_NAME = "README.txt"
 _SLUG_LENGTH = 50
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|password|authorization", re.IGNORECASE)
+_LINE_ENDS = "\r\n"
 _ROLE_NAMES = {"user": "User", "assistant": "Assistant", "system": "System prompt"}
 _PARTIAL_NOTES = {
     "interrupted": "⚠️ Reply interrupted: the connection to the model ended before it finished.",
@@ -65,17 +66,30 @@ def _one_line(text: str) -> str:
 
 
 def _metadata_line(conversation: Conversation) -> str:
-    parts = [f"Created {_when(conversation.created_at)}", f"updated {_when(conversation.updated_at)}"]
+    parts = [f"Created {_one_line(_when(conversation.created_at))}",
+             f"updated {_one_line(_when(conversation.updated_at))}"]
     if conversation.model:
-        parts.append(f"model `{conversation.model}`")
+        parts.append(f"model {_code_span(conversation.model)}")
     count = len(conversation.messages)
     parts.append(f"{count} message{'s' if count != 1 else ''}")
     return "*" + " · ".join(parts) + "*"
 
 
-def _quoted(text: str) -> str:
-    """Every line prefixed with '> ', blank ones too, so the quote is not broken up."""
-    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
+def _fenced(text: str) -> str:
+    """Text as a fenced block, shown exactly as written: nothing in it can end the block (its fence is
+    longer than any run of backticks in it), so a message can never pass a line off as a speaker's header."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _code_span(text: str) -> str:
+    """One line of text as inline code that its own backticks cannot close."""
+    text = _one_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{ticks}{padded}{ticks}"
 
 
 def _partial_note(message: dict) -> str | None:
@@ -86,23 +100,23 @@ def _partial_note(message: dict) -> str | None:
 
 
 def _message_markdown(message: dict) -> str:
+    """The speaker's header line (each part on one line), then the content fenced, exactly as written."""
     role = message.get("role", "")
-    heading = f"**{_ROLE_NAMES.get(role, str(role).title())}**"
-    details = [_when(message["created_at"])] if message.get("created_at") else []
+    heading = f"**{_one_line(_ROLE_NAMES.get(role, str(role).title()))}**"
+    details = [_one_line(_when(message["created_at"]))] if message.get("created_at") else []
     if role == "assistant" and message.get("model"):
-        details.append(f"`{message['model']}`")
+        details.append(_code_span(str(message["model"])))
     if details:
         heading += " · " + " · ".join(details)
     content = str(message.get("content", ""))
-    if role == "system":
-        return f"{heading}\n\n{_quoted(content)}"
-    body = f"{heading}\n\n{content.strip()}"
+    body = f"{heading}\n\n{_fenced(content.strip(_LINE_ENDS))}"
     note = _partial_note(message)
     return f"{body}\n\n*{note}*" if note else body
 
 
 def conversation_markdown(conversation: Conversation) -> str:
-    """A transcript to read or paste anywhere: title, times, then each message under its role."""
+    """A transcript to read or paste anywhere: title, times, then each message under its role, its text
+    in a fenced block so that no message can make the transcript show a speaker who did not say it."""
     header = f"# {_one_line(conversation.title) or 'Conversation'}\n\n{_metadata_line(conversation)}"
     body = "\n\n---\n\n".join(_message_markdown(m) for m in conversation.messages)
     return f"{header}\n\n---\n\n{body}\n" if body else f"{header}\n"

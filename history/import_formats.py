@@ -1,20 +1,24 @@
 """Converting decoded files into conversations: this app's schema, Flask lists, OpenAI messages.
 
-Every converter validates its whole input and returns conversations not yet saved, or raises
-ImportFailed, so a bad file saves nothing. ChatGPT exports are in history.chatgpt_import.
+Every converter validates what it reads and adds conversations not yet saved to a Parsed (up to its
+limits), returning the format's name, or raises ImportFailed, so a bad file saves nothing. ChatGPT
+exports are in history.chatgpt_import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from history.errors import ConversationTooLarge
+from history.import_limits import ImportLimits
 from history.json_store import MAX_FILE_BYTES, encode
 from history.legacy import parse_flask_history
 from history.models import (
     DEFAULT_TITLE,
+    MAX_TITLE_LENGTH,
     ROLES,
     Conversation,
     InvalidConversation,
@@ -39,6 +43,7 @@ _TEXT_PART_TYPES = ("text", "input_text", "output_text")
 NO_MESSAGES = "has no messages to import"
 TOO_LARGE = f"is larger than {MAX_FILE_BYTES // 2**20} MB, the most one conversation file can hold"
 NOT_JSON = "holds a number JSON cannot store (NaN or infinity)"
+NESTED = "nests its data too deeply to be saved"
 
 
 class ImportFailed(ValueError):
@@ -59,32 +64,79 @@ class Candidate:
     source: str | None = None  # 'app:id' recorded in extra, to recognise a re-import
     tool_messages: int = 0
     non_text_messages: int = 0
+    title_cut: bool = False  # its title was longer than MAX_TITLE_LENGTH
+
+
+def _no_duplicates(candidate: Candidate) -> str | None:
+    return None
 
 
 @dataclass
 class Parsed:
-    """Everything one file holds, validated, before anything is written."""
+    """Everything one file holds, validated, before anything is written; at most `limits` of it.
+
+    `known` says why a candidate is already in the history or earlier in the file (None if new):
+    those are skipped without counting against the conversation limit, so importing the same
+    file again brings in the next ones.
+    """
 
     format: str
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    limits: ImportLimits = field(default_factory=ImportLimits)
+    known: Callable[[Candidate], str | None] = _no_duplicates
+    stopped: bool = False  # the conversation limit was reached with more of the file left unread
+    titles_cut: int = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.candidates) >= self.limits.max_conversations
+
+    def until_full(self, items: Iterable[object]) -> Iterator[tuple[int, object]]:
+        """Numbered items until the conversation limit is reached; notes when some were left unread."""
+        for index, item in enumerate(items):
+            if self.full:
+                self.stopped = True
+                return
+            yield index, item
 
     def offer(self, candidate: Candidate, label: str | None = None) -> None:
-        """Keep a conversation, or note why it cannot be saved (empty, or too large for a file)."""
+        """Keep a conversation, or note why it is not imported (empty, over a limit, already here)."""
         conversation = candidate.conversation
         label = label or conversation.title
-        if not conversation.messages:
-            self.skipped.append((label, NO_MESSAGES))
+        reason = self._problem(conversation) or self.known(candidate)
+        if reason:
+            self.skipped.append((label, reason))
             return
+        self.candidates.append(candidate)
+        self.titles_cut += candidate.title_cut
+
+    def _problem(self, conversation: Conversation) -> str | None:
+        if not conversation.messages:
+            return NO_MESSAGES
+        reason = self.limits.too_many_messages(len(conversation.messages))
+        reason = reason or self.limits.too_long(max(map(len, _texts(conversation.messages))))
+        if reason:
+            return reason
         try:
             encode(conversation)
         except ConversationTooLarge:
-            self.skipped.append((label, TOO_LARGE))
-            return
+            return TOO_LARGE
         except InvalidConversation:  # a number JSON cannot store (NaN), which Python's parser accepts
-            self.skipped.append((label, NOT_JSON))
-            return
-        self.candidates.append(candidate)
+            return NOT_JSON
+        except RecursionError:
+            return NESTED
+        return None
+
+
+def _texts(messages: list[dict]) -> Iterator[str]:
+    """The text of every message and of each earlier version and kept reply (already validated)."""
+    pending = list(messages)
+    while pending:
+        message = pending.pop()
+        yield message["content"]
+        pending.extend(message.get("alternatives") or ())
+        pending.extend(message.get("replies") or ())
 
 
 def content_hash(messages: list[dict]) -> str:
@@ -103,10 +155,9 @@ def with_source(conversation: Conversation, app: str, ident: str | None) -> str:
     return f"{app}:{ident}"
 
 
-def schema_conversations(name: str, items: list) -> Parsed:
+def schema_conversations(name: str, items: Iterable[dict], parsed: Parsed, in_list: bool = True) -> str:
     """This app's own files: validated by the same rules the store reads them with."""
-    parsed = Parsed(FORMAT_SCHEMA)
-    for index, item in enumerate(items):
+    for index, item in parsed.until_full(items):
         data = dict(item)
         keep = is_valid_id(data.get("id"))
         if not keep:
@@ -114,10 +165,11 @@ def schema_conversations(name: str, items: list) -> Parsed:
         try:
             conversation = Conversation.from_dict(data)
         except InvalidConversation as error:
-            where = f"conversation {index + 1}: " if len(items) > 1 else ""
+            where = f"conversation {index + 1}: " if in_list else ""
             raise ImportFailed(name, f"does not fit the history format ({where}{error})") from None
-        parsed.offer(Candidate(conversation, keep_id=keep))
-    return parsed
+        long_title = isinstance(item.get("title"), str) and len(item["title"]) > MAX_TITLE_LENGTH
+        parsed.offer(Candidate(conversation, keep_id=keep, title_cut=long_title))
+    return FORMAT_SCHEMA
 
 
 def _messages_conversation(messages: list[dict], model: str = "") -> Conversation:
@@ -131,7 +183,7 @@ def _messages_conversation(messages: list[dict], model: str = "") -> Conversatio
     )
 
 
-def flask_conversation(name: str, items: list) -> Parsed:
+def flask_conversation(name: str, items: list, parsed: Parsed) -> str:
     """The Flask MVP's list: it has no times, so every message gets the time of the import."""
     try:
         messages = parse_flask_history(items)
@@ -142,10 +194,9 @@ def flask_conversation(name: str, items: list) -> Parsed:
         if not isinstance(message.get("created_at"), str):
             message["created_at"] = stamp
     conversation = _messages_conversation(messages)
-    parsed = Parsed(FORMAT_FLASK)
     source = with_source(conversation, "flask", None) if messages else None
     parsed.offer(Candidate(conversation, source=source), label=None if messages else name)
-    return parsed
+    return FORMAT_FLASK
 
 
 def _is_text_part(part: object) -> bool:
@@ -198,9 +249,13 @@ def _openai_message(item: object, index: int, name: str, stamp: str) -> tuple[di
     return message, ""
 
 
-def openai_conversation(name: str, value: list | dict) -> Parsed:
+def openai_conversation(name: str, value: list | dict, parsed: Parsed) -> str:
     """A chat request's messages: tool calls and results are dropped, text parts joined."""
     items = value["messages"] if isinstance(value, dict) else value
+    too_many = parsed.limits.too_many_messages(len(items))
+    if too_many:  # before converting any: a list of a million messages costs nothing more
+        parsed.skipped.append((name, too_many))
+        return FORMAT_OPENAI
     model = value.get("model") if isinstance(value, dict) else ""
     stamp = utc_now()
     messages, left_out = [], {"tool": 0, "non_text": 0, "": 0}
@@ -212,7 +267,6 @@ def openai_conversation(name: str, value: list | dict) -> Parsed:
             messages.append(message)
     conversation = _messages_conversation(messages, model if isinstance(model, str) else "")
     source = with_source(conversation, "openai", None) if messages else None
-    parsed = Parsed(FORMAT_OPENAI)
     parsed.offer(
         Candidate(
             conversation,
@@ -222,4 +276,4 @@ def openai_conversation(name: str, value: list | dict) -> Parsed:
         ),
         label=None if messages else name,
     )
-    return parsed
+    return FORMAT_OPENAI

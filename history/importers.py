@@ -2,23 +2,29 @@
 
 Formats: this app's history files (one, a list, or the export zip), ChatGPT's conversations.json
 (or its data-export zip), an OpenAI messages list, and the Flask MVP's list. A file is validated
-and converted whole before anything is written, so a malformed one imports nothing.
+and converted before anything is written, so a malformed one imports nothing; it is read only up to
+the import limits (history/import_limits.py): a list is decoded one item at a time and the rest is
+never decoded once the conversation limit is reached, and a zip is never unpacked past its budget.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from history.atomic import Unreadable
+from history import strict_json
 from history.chatgpt_import import chatgpt_conversations, id_at
 from history.errors import ConversationExists, HistoryUnavailable
 from history.export import README_NAME
 from history.import_formats import (
     ACCEPTED,
+    FORMAT_FLASK,
+    FORMAT_OPENAI,
     Candidate,
     ImportFailed,
     Parsed,
@@ -26,15 +32,14 @@ from history.import_formats import (
     openai_conversation,
     schema_conversations,
 )
-from history.json_store import decode
-from history.models import ROLES, utc_now
+from history.import_limits import ImportLimits, mb
+from history.models import MAX_TITLE_LENGTH, ROLES, utc_now
 from history.search import imported_sources
 from history.store import HistoryStore
 
-__all__ = ["ACCEPTED", "ImportFailed", "ImportReport", "import_file"]
+__all__ = ["ACCEPTED", "ImportFailed", "ImportLimits", "ImportReport", "import_file"]
 
 MAX_IMPORT_BYTES = 20 * 2**20
-MAX_UNZIPPED_BYTES = 200 * 2**20  # a zip may not inflate past this in total (zip bombs)
 MAX_ZIP_MEMBERS = 100_000
 ALREADY_HERE = "is already in your history"
 ALREADY_IMPORTED = "was already imported"
@@ -42,14 +47,13 @@ TWICE_IN_FILE = "has the same id as another conversation in this file"
 _SHOWN_SKIPS = 5
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _FLASK_KEYS = frozenset({"role", "content", "created_at"})
+_NOTHING = object()
+MIXED = "objects of different kinds (conversations, messages)"
+Progress = Callable[[float, str], None]  # (fraction done, what is happening), while an import runs
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _mb(size: int) -> str:
-    return f"{size / 2**20:.1f}".removesuffix(".0")
 
 
 @dataclass
@@ -61,6 +65,8 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
     tool_messages: int = 0  # tool calls and results left out of the imported conversations
     non_text_messages: int = 0  # images, files or code without text, left out
+    titles_cut: int = 0  # titles longer than MAX_TITLE_LENGTH, cut to it
+    limit: tuple[str, int, str] | None = None  # (what, value, setting) when a limit stopped the import
 
     @property
     def conversations(self) -> int:
@@ -71,7 +77,7 @@ class ImportReport:
         return sum(count for _, _, count in self.imported)
 
     def summary(self) -> str:
-        """One or three sentences: what came in, what was left out, what was skipped and why."""
+        """A few sentences: what came in, what was left out or cut, the limit that stopped it, the skips."""
         if self.imported:
             head = (
                 f"Imported {_plural(self.conversations, 'conversation')} "
@@ -87,6 +93,14 @@ class ImportReport:
             left.append(f"{_plural(self.non_text_messages, 'message')} without text (images, files or code)")
         if left:
             sentences.append(f"Left out {' and '.join(left)}.")
+        if self.titles_cut:
+            sentences.append(f"Cut {_plural(self.titles_cut, 'title')} to {MAX_TITLE_LENGTH} characters.")
+        if self.limit:
+            what, value, setting = self.limit
+            sentences.append(
+                f"Stopped at {value:,} {what}, the most one import takes ({setting}); the rest of the file "
+                "was not imported. Import it again to bring in the next ones."
+            )
         if self.skipped:
             shown = "; ".join(f"'{label}' {reason}" for label, reason in self.skipped[:_SHOWN_SKIPS])
             more = len(self.skipped) - _SHOWN_SKIPS
@@ -95,12 +109,23 @@ class ImportReport:
         return " ".join(sentences)
 
 
-def _decoded(name: str, data: bytes) -> object:
-    """JSON from bytes, or ImportFailed saying what is wrong (empty, not UTF-8, not JSON)."""
+def _lazily(name: str, items: Iterator[object]) -> Iterator[object]:
+    """A list's items as they are decoded; a fault further down is ImportFailed when it is reached."""
     try:
-        return decode(data)
-    except Unreadable as problem:
-        raise ImportFailed(name, problem.reason.replace("the file ", "", 1)) from None
+        yield from items
+    except strict_json.BadJson as problem:
+        raise ImportFailed(name, problem.reason) from None
+
+
+def _decoded(name: str, data: bytes) -> object:
+    """The file's JSON, a list as an iterator of its items; ImportFailed saying what is wrong."""
+    try:
+        text = strict_json.text_of(data)
+        if strict_json.is_list(text):
+            return _lazily(name, strict_json.items(text))
+        return strict_json.loads(text)
+    except strict_json.BadJson as problem:
+        raise ImportFailed(name, problem.reason) from None
 
 
 def _is_schema(item: object) -> bool:
@@ -123,38 +148,61 @@ def _describe(value: object) -> str:
     return kinds.get(type(value), "a number")
 
 
-def _dict_shape(name: str, value: dict) -> Parsed:
+def _kind(item: dict) -> str | None:
+    """What one item of a list is: a ChatGPT conversation, one of ours, or a message."""
+    if "mapping" in item:
+        return "chatgpt"
+    if _is_schema(item):
+        return "schema"
+    return "messages" if "role" in item else None
+
+
+def _dict_shape(name: str, value: dict, parsed: Parsed) -> str:
     if "mapping" in value:
-        return chatgpt_conversations(name, value)
+        return chatgpt_conversations(name, [value], parsed)
     if _is_schema(value):
-        return schema_conversations(name, [value])
+        return schema_conversations(name, [value], parsed, in_list=False)
     if isinstance(value.get("messages"), list):
-        return openai_conversation(name, value)
+        return openai_conversation(name, value, parsed)
     raise ImportFailed(name, "is a JSON object with neither a 'messages' list nor a ChatGPT 'mapping'")
 
 
-def _list_shape(name: str, value: list) -> Parsed:
-    if not value:
+def _all_of_kind(name: str, items: Iterator[object], kind: str | None) -> Iterator[dict]:
+    """The list's items, each checked to be an object of the first item's kind as it comes."""
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            what = f"item {index + 1} is {_describe(item)}"
+            raise ImportFailed(name, f"is a JSON list whose {what}, not an object")
+        if kind is None or _kind(item) != kind:
+            raise ImportFailed(name, f"is a JSON list mixing {MIXED}")
+        yield item
+
+
+def _list_shape(name: str, items: Iterator[object], parsed: Parsed) -> str:
+    first = next(items, _NOTHING)
+    if first is _NOTHING:
         raise ImportFailed(name, "holds an empty list: there is nothing to import")
-    if not all(isinstance(item, dict) for item in value):
-        odd = next(i for i, item in enumerate(value) if not isinstance(item, dict))
-        kind = _describe(value[odd])
-        raise ImportFailed(name, f"is a JSON list whose item {odd + 1} is {kind}, not an object")
-    if all("mapping" in item for item in value):
-        return chatgpt_conversations(name, value)
-    if all(_is_schema(item) for item in value):
-        return schema_conversations(name, value)
-    if all("role" in item for item in value):
-        return flask_conversation(name, value) if _is_flask(value) else openai_conversation(name, value)
-    raise ImportFailed(name, "is a JSON list mixing objects of different kinds (conversations, messages)")
+    kind = _kind(first) if isinstance(first, dict) else None
+    stream = _all_of_kind(name, itertools.chain([first], items), kind)
+    if kind == "chatgpt":
+        return chatgpt_conversations(name, stream, parsed)
+    if kind == "schema":
+        return schema_conversations(name, stream, parsed)
+    messages = list(itertools.islice(stream, parsed.limits.max_messages + 1))
+    flask = _is_flask(messages)
+    if len(messages) > parsed.limits.max_messages:  # the rest of the list is never decoded
+        parsed.skipped.append((name, parsed.limits.too_many_messages(None)))
+        return FORMAT_FLASK if flask else FORMAT_OPENAI
+    convert = flask_conversation if flask else openai_conversation
+    return convert(name, messages, parsed)
 
 
-def parse_value(name: str, value: object) -> Parsed:
-    """Recognise a decoded file by its shape and convert it; ImportFailed if nothing fits."""
+def parse_value(name: str, value: object, parsed: Parsed) -> str:
+    """Recognise a decoded file by its shape and convert it into `parsed`; its format, or ImportFailed."""
     if isinstance(value, dict):
-        return _dict_shape(name, value)
-    if isinstance(value, list):
-        return _list_shape(name, value)
+        return _dict_shape(name, value, parsed)
+    if isinstance(value, Iterator):
+        return _list_shape(name, value, parsed)
     raise ImportFailed(name, f"holds {_describe(value)}, not a conversation or a list")
 
 
@@ -173,39 +221,44 @@ def _ignored(member: str) -> bool:
     return member == README_NAME or path.parts[0] == "__MACOSX" or path.name.startswith(".")
 
 
-def _zip_members(name: str, archive: zipfile.ZipFile, budget: int) -> Parsed:
+def _unpacked(name: str, infos: list[zipfile.ZipInfo], limits: ImportLimits) -> None:
+    """Refuse before reading when the members to read claim more than the budget (zip bombs)."""
+    too_much = limits.unpacked_too_much(sum(info.file_size for info in infos))
+    if too_much:
+        raise ImportFailed(name, too_much)
+
+
+def _zip_members(name: str, archive: zipfile.ZipFile, parsed: Parsed) -> str:
     infos = [info for info in archive.infolist() if not info.is_dir() and not _ignored(info.filename)]
+    budget = parsed.limits.max_unpacked_bytes
     chatgpt = [info for info in infos if PurePosixPath(info.filename).name == "conversations.json"]
     if chatgpt:  # ChatGPT's data export: only conversations.json holds conversations
-        info = chatgpt[0]
-        return parse_value(name, _decoded(name, _read_member(archive, info, budget, name)))
-    result: Parsed | None = None
-    skipped: list[tuple[str, str]] = []
+        _unpacked(name, chatgpt[:1], parsed.limits)
+        return parse_value(name, _decoded(name, _read_member(archive, chatgpt[0], budget, name)), parsed)
+    files = [info for info in infos if info.filename.lower().endswith(".json")]
+    if not files:
+        raise ImportFailed(name, "is a zip with no .json conversation files in it")
+    _unpacked(name, files, parsed.limits)
+    skipped = [(info.filename, "is not a JSON file") for info in infos if info not in files]
     formats = set()
-    for info in infos:
-        if not info.filename.lower().endswith(".json"):
-            skipped.append((info.filename, "is not a JSON file"))
-            continue
+    for info in files:
+        if parsed.full:
+            parsed.stopped = True
+            break
         data = _read_member(archive, info, budget, name)
         budget -= len(data)
+        before = (len(parsed.candidates), len(parsed.skipped), parsed.titles_cut)
         try:
-            parsed = parse_value(info.filename, _decoded(info.filename, data))
-        except ImportFailed as failure:
+            formats.add(parse_value(info.filename, _decoded(info.filename, data), parsed))
+        except ImportFailed as failure:  # this member is skipped whole, the others still come in
+            del parsed.candidates[before[0] :], parsed.skipped[before[1] :]
+            parsed.titles_cut = before[2]
             skipped.append((info.filename, failure.problem))
-            continue
-        formats.add(parsed.format)
-        result = result or Parsed(parsed.format)
-        result.candidates += parsed.candidates
-        result.skipped += parsed.skipped
-    if result is None and not any(info.filename.lower().endswith(".json") for info in infos):
-        raise ImportFailed(name, "is a zip with no .json conversation files in it")
-    result = result or Parsed("zip archive")
-    result.format = f"{formats.pop()} (zip)" if len(formats) == 1 else "zip archive"
-    result.skipped = skipped + result.skipped
-    return result
+    parsed.skipped = skipped + parsed.skipped
+    return f"{formats.pop()} (zip)" if len(formats) == 1 else "zip archive"
 
 
-def parse_zip(name: str, data: bytes, max_unzipped: int) -> Parsed:
+def parse_zip(name: str, data: bytes, parsed: Parsed) -> str:
     """A zip of conversation files, read in memory; damaged or oversized zips import nothing."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -213,10 +266,7 @@ def parse_zip(name: str, data: bytes, max_unzipped: int) -> Parsed:
             if len(infos) > MAX_ZIP_MEMBERS:
                 limit = f"{MAX_ZIP_MEMBERS:,}"
                 raise ImportFailed(name, f"is a zip of {len(infos):,} files; the limit is {limit}")
-            total = sum(info.file_size for info in infos)
-            if total > max_unzipped:
-                raise ImportFailed(name, f"unzips to {_mb(total)} MB; the limit is {_mb(max_unzipped)} MB")
-            return _zip_members(name, archive, max_unzipped)
+            return _zip_members(name, archive, parsed)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ImportFailed(name, f"is a damaged zip file ({error})") from None
     except (RuntimeError, NotImplementedError) as error:  # encrypted, or an unknown compression
@@ -224,14 +274,50 @@ def parse_zip(name: str, data: bytes, max_unzipped: int) -> Parsed:
 
 
 def parse_file(
-    name: str, data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES
+    name: str,
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMPORT_BYTES,
+    limits: ImportLimits | None = None,
+    known: Callable[[Candidate], str | None] | None = None,
 ) -> Parsed:
-    """Everything a file holds, validated, without writing; ImportFailed if it cannot be imported."""
+    """What a file holds, up to the limits, validated, without writing; ImportFailed if it cannot be read."""
     if len(data) > max_bytes:
-        raise ImportFailed(name, f"is {_mb(len(data))} MB; the limit is {_mb(max_bytes)} MB")
+        raise ImportFailed(name, f"is {mb(len(data))} MB; the limit is {mb(max_bytes)} MB")
+    parsed = Parsed("", limits=limits or ImportLimits())
+    if known is not None:
+        parsed.known = known
     if data.startswith(_ZIP_MAGIC):
-        return parse_zip(name, data, max_unzipped_bytes)
-    return parse_value(name, _decoded(name, data))
+        parsed.format = parse_zip(name, data, parsed)
+    else:
+        parsed.format = parse_value(name, _decoded(name, data), parsed)
+    return parsed
+
+
+class _Duplicates:
+    """Why a candidate is already in the history or earlier in the file, asked as the file is read."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.history_sources: set[str] | None = None  # read once, when the first import source shows up
+        self.sources: set[str] = set()
+        self.ids: set[str] = set()
+
+    def __call__(self, candidate: Candidate) -> str | None:
+        if candidate.source:
+            if self.history_sources is None:
+                self.history_sources = imported_sources(self.store)
+            if candidate.source in self.history_sources or candidate.source in self.sources:
+                return ALREADY_IMPORTED
+            self.sources.add(candidate.source)
+        if candidate.keep_id:
+            conversation_id = candidate.conversation.id
+            if conversation_id in self.ids:
+                return TWICE_IN_FILE
+            if self.store.exists(conversation_id):
+                return ALREADY_HERE
+            self.ids.add(conversation_id)
+        return None
 
 
 def _fresh_id(store: HistoryStore, created_at: str, taken: set[str]) -> str:
@@ -256,43 +342,42 @@ def _stopped(error: HistoryUnavailable, report: ImportReport, total: int) -> His
     )
 
 
-def _save_one(store: HistoryStore, candidate: Candidate, sources: set[str], taken: set[str]) -> str | None:
+def _save_one(store: HistoryStore, candidate: Candidate, taken: set[str]) -> str | None:
     """Write one validated conversation; None when saved, else why it was skipped."""
     conversation = candidate.conversation
-    if candidate.source and candidate.source in sources:
-        return ALREADY_IMPORTED
-    if candidate.keep_id and (conversation.id in taken or store.exists(conversation.id)):
-        return TWICE_IN_FILE if conversation.id in taken else ALREADY_HERE
     if not candidate.keep_id:
         conversation.id = _fresh_id(store, conversation.created_at, taken)
     try:
         store.create(conversation)
-    except ConversationExists:
+    except ConversationExists:  # saved by another window since the file was read
         return ALREADY_HERE
     taken.add(conversation.id)
-    if candidate.source:
-        sources.add(candidate.source)
     return None
 
 
-def _save(store: HistoryStore, parsed: Parsed) -> ImportReport:
-    """Write the validated conversations one by one, skipping any already in the history; stops
-    with the store's HistoryUnavailable (full, read-only, busy, unreachable) if it cannot write."""
-    report = ImportReport(parsed.format, skipped=list(parsed.skipped))
+def _save(store: HistoryStore, parsed: Parsed, progress: Progress | None) -> ImportReport:
+    """Write the validated conversations one by one, saying how far it got; stops with the store's
+    HistoryUnavailable (full, read-only, busy, unreachable) if it cannot write."""
+    report = ImportReport(parsed.format, skipped=list(parsed.skipped), titles_cut=parsed.titles_cut)
+    if parsed.stopped:
+        report.limit = parsed.limits.conversations_reached()
     taken: set[str] = set()
+    total = len(parsed.candidates)
+    step = max(1, total // 100)  # at most a hundred progress updates
     try:
-        sources = imported_sources(store) if any(c.source for c in parsed.candidates) else set()
-        for candidate in parsed.candidates:
+        for number, candidate in enumerate(parsed.candidates, 1):
             conversation = candidate.conversation
-            skipped = _save_one(store, candidate, sources, taken)
+            skipped = _save_one(store, candidate, taken)
             if skipped:
                 report.skipped.append((conversation.title, skipped))
-                continue
-            report.imported.append((conversation.id, conversation.title, len(conversation.messages)))
-            report.tool_messages += candidate.tool_messages
-            report.non_text_messages += candidate.non_text_messages
+            else:
+                report.imported.append((conversation.id, conversation.title, len(conversation.messages)))
+                report.tool_messages += candidate.tool_messages
+                report.non_text_messages += candidate.non_text_messages
+            if progress is not None and (number % step == 0 or number == total):
+                progress(number / total, f"Saving conversation {number:,} of {total:,}…")
     except HistoryUnavailable as error:
-        raise _stopped(error, report, len(parsed.candidates)) from error
+        raise _stopped(error, report, total) from error
     return report
 
 
@@ -302,9 +387,13 @@ def import_file(
     data: bytes,
     *,
     max_bytes: int = MAX_IMPORT_BYTES,
-    max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+    limits: ImportLimits | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
-    """Import an uploaded file into the store; raises ImportFailed (nothing saved) if it cannot be read,
-    and the store's HistoryUnavailable, saying how many came in before, if it cannot be written."""
-    parsed = parse_file(name, data, max_bytes=max_bytes, max_unzipped_bytes=max_unzipped_bytes)
-    return _save(store, parsed)
+    """Import an uploaded file into the store, up to the limits; raises ImportFailed (nothing saved) if
+    it cannot be read, and the store's HistoryUnavailable, saying how many came in before, if it cannot
+    be written. `progress` hears how far it got while it runs."""
+    if progress is not None:
+        progress(0.0, "Reading the file…")
+    parsed = parse_file(name, data, max_bytes=max_bytes, limits=limits, known=_Duplicates(store))
+    return _save(store, parsed, progress)

@@ -17,6 +17,7 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
+from history.csv_cells import spreadsheet_safe
 from history.models import Conversation
 
 COLUMNS = [
@@ -156,13 +157,71 @@ def _day(value: date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
+# Bucket sizes, smallest first, as (name, numpy unit, how many of that unit): the charts use the smallest
+# that keeps them to MAX_BUCKETS rows, so a clock or import that got a year wrong cannot make them draw
+# every day of centuries.
+BUCKETS = (("day", "D", 1), ("week", "D", 7), ("month", "M", 1), ("year", "Y", 1), ("decade", "Y", 10),
+           ("century", "Y", 100))
+MAX_BUCKETS = 400
+_MONDAY = np.datetime64("1969-12-29", "D")  # weeks start on Mondays
+_EPOCH_YEAR = 1970
+
+
+def _bucket_numbers(days: np.ndarray, unit: str, step: int) -> np.ndarray:
+    """Each day's bucket as a count of buckets since a fixed start (days: datetime64[D])."""
+    if step == 7:
+        return (days - _MONDAY).astype(np.int64) // 7
+    counts = days.astype(f"datetime64[{unit}]").astype(np.int64)  # since 1970
+    return counts if step == 1 else (counts + _EPOCH_YEAR) // step  # decades and centuries of the calendar
+
+
+def _bucket_starts(numbers: np.ndarray, unit: str, step: int) -> np.ndarray:
+    if step == 7:
+        return (_MONDAY + numbers * 7).astype("datetime64[us]")
+    counts = numbers if step == 1 else numbers * step - _EPOCH_YEAR
+    return counts.astype(f"datetime64[{unit}]").astype("datetime64[us]")
+
+
+def _pick_bucket(days: np.ndarray) -> tuple[str, str, int]:
+    """The smallest bucket that covers the days' range in at most MAX_BUCKETS rows."""
+    first, last = days.min(), days.max()
+    for name, unit, step in BUCKETS:
+        ends = _bucket_numbers(np.array([first, last]), unit, step)
+        if ends[1] - ends[0] < MAX_BUCKETS:
+            return name, unit, step
+    return BUCKETS[-1]
+
+
+def _day_values(frame: pd.DataFrame) -> np.ndarray:
+    """The rows' UTC days (datetime64[D]), NaT where a row has no time."""
+    naive = frame["created_at"].dt.tz_localize(None)
+    return naive.to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
+
+
+def bucket_size(frame: pd.DataFrame) -> str:
+    """What a row of the per-day figures covers here: day, week, month, year, decade or century."""
+    days = _day_values(frame)
+    days = days[~np.isnat(days)]
+    return _pick_bucket(days)[0] if len(days) else "day"
+
+
 def _days(frame: pd.DataFrame) -> tuple[pd.Series, pd.DatetimeIndex]:
-    """Each row's UTC day as a tz-naive midnight (NaT without a time), and every day from the first
-    to the last with a message, so quiet days show too."""
-    days = frame["created_at"].dt.floor("D").dt.tz_localize(None)
-    if days.isna().all():
-        return days, pd.DatetimeIndex([], dtype="datetime64[us]", name="day")
-    return days, pd.date_range(days.min(), days.max(), freq="D", name="day", unit="us")
+    """Each row's bucket as a tz-naive midnight (NaT without a time), and every bucket from the first to
+    the last with a message, so quiet ones show too. Buckets are days unless the range is long."""
+    values = _day_values(frame)
+    known = ~np.isnat(values)
+    if not known.any():
+        return pd.Series(values.astype("datetime64[us]"), index=frame.index), pd.DatetimeIndex(
+            [], dtype="datetime64[us]", name="day"
+        )
+    name, unit, step = _pick_bucket(values[known])
+    numbers = np.zeros(len(values), dtype=np.int64)
+    numbers[known] = _bucket_numbers(values[known], unit, step)
+    starts = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
+    starts[known] = _bucket_starts(numbers[known], unit, step)
+    every = np.arange(numbers[known].min(), numbers[known].max() + 1)
+    calendar = pd.DatetimeIndex(_bucket_starts(every, unit, step), name=name)
+    return pd.Series(starts, index=frame.index), calendar
 
 
 def _per_day(values: pd.Series, days: pd.Series, calendar: pd.DatetimeIndex) -> pd.Series:
@@ -274,7 +333,10 @@ def headline(frame: pd.DataFrame) -> dict:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """The message rows as UTF-8 CSV, oldest first, times as ISO-8601 UTC with milliseconds (…Z)."""
+    """The message rows as UTF-8 CSV, oldest first, times as ISO-8601 UTC with milliseconds (…Z); text
+    that a spreadsheet would run as a formula starts with a quote (history/csv_cells.py)."""
     ordered = frame.sort_values(["created_at", "conversation_id"], kind="stable", na_position="last")
     times = ordered["created_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-    return ordered.assign(created_at=times).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    safe = spreadsheet_safe(ordered.drop(columns="created_at")).assign(created_at=times)[ordered.columns]
+    # RFC 4180 line ends, so a carriage return inside a message is quoted like a line feed
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8")

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 
-from history.atomic import Unreadable, exclusive, fsync_dir, read_regular_file, write_atomic
+from history import strict_json
+from history.atomic import (
+    Unreadable,
+    exclusive,
+    fsync_dir,
+    private_dirs,
+    read_regular_file,
+    tighten,
+    write_atomic,
+)
 from history.changes import ChangingStore
 from history.errors import ConversationExists, ConversationTooLarge
 from history.folder_faults import folder_faults
@@ -23,10 +35,17 @@ from history.models import (
 )
 from history.store import ConversationNotFound, UnreadableFile
 from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
+from history.trash_listing import Trashed, TrashListing, TrashScan, trash_listing_for
 
 MAX_FILE_BYTES = 20 * 2**20
 LOCKS_DIR = ".locks"
 TRASH_DIR = ".trash"
+# Conversations share this many lock files, picked by a hash of the id, so `.locks/` never holds more
+# however many ids come and go. They are never deleted: unlinking a lock file that another process has
+# open (and may be waiting on) would let two writers hold "the same" lock (filelock's own caveat). A save
+# takes milliseconds, so two conversations that share a lock file barely ever wait for each other.
+LOCK_SLOTS = 256
+_SLOT_NAME = re.compile(r"^[0-9a-f]{2}\.lock$")
 _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
@@ -54,20 +73,10 @@ def encode(conversation: Conversation) -> bytes:
 
 def decode(raw: bytes) -> object:
     """Bytes to JSON, or Unreadable saying what is wrong in words a user can act on."""
-    if not raw.strip():
-        raise Unreadable("the file is empty")
     try:
-        text = raw.decode("utf-8-sig")  # tolerate the BOM some editors add
-    except UnicodeDecodeError as error:
-        raise Unreadable(f"the file is not UTF-8 text (bad byte at offset {error.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise Unreadable(
-            f"the file is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
-        ) from None
-    except RecursionError:
-        raise Unreadable("the file nests JSON too deeply to read") from None
+        return strict_json.loads(strict_json.text_of(raw))
+    except strict_json.BadJson as problem:
+        raise Unreadable(f"the file {problem.reason}") from None
 
 
 def conversation_from(name: str, data: object, mtime: float) -> tuple[Conversation, bool]:
@@ -113,10 +122,37 @@ class JsonHistoryStore(ChangingStore):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Close folders an older version left 0755 and drop the lock file it kept for every id ever seen."""
+        for folder in (self.root, self.root / TRASH_DIR, self.root / LOCKS_DIR):
+            tighten(folder)
+        locks = self.root / LOCKS_DIR
+        if not locks.is_dir():
+            return
+        with suppress(OSError), os.scandir(locks) as entries:  # best effort: a read-only folder keeps them
+            for entry in entries:
+                if entry.name.endswith(".lock") and not _SLOT_NAME.match(entry.name):
+                    os.unlink(entry.path)  # no process of this version ever opens these names
 
     @property
     def _cache(self) -> SummaryCache:
         return cache_for(self.root)
+
+    @property
+    def _trash(self) -> TrashListing:
+        return trash_listing_for(self.root / TRASH_DIR)
+
+    @property
+    def trash_scan(self) -> TrashScan:
+        """What the latest trash listing of this folder in this process parsed."""
+        return self._trash.stats
+
+    def lock_path(self, conversation_id: str) -> Path:
+        """The lock file a change of this conversation holds (shared with other ids: LOCK_SLOTS)."""
+        slot = hashlib.blake2b(conversation_id.encode("utf-8"), digest_size=1).digest()[0] % LOCK_SLOTS
+        return self.root / LOCKS_DIR / f"{slot:02x}.lock"
 
     @property
     def last_scan(self) -> ScanStats:
@@ -177,24 +213,54 @@ class JsonHistoryStore(ChangingStore):
         with self._locked(conversation_id):
             self._load(path)
             trash = self.root / TRASH_DIR
-            trash.mkdir(exist_ok=True)
+            private_dirs(trash)
             os.replace(path, trash / path.name)  # replaces an older trashed copy of this id
             fsync_dir(trash)
             fsync_dir(self.root)
 
     def deleted(self) -> list[ConversationSummary]:
-        """What is in .trash/ and can be restored, most recently deleted first."""
-        found = []
-        with folder_faults(self.root, writing=False):
-            paths = list((self.root / TRASH_DIR).glob(f"*{SUFFIX}"))
-        for path in paths:
+        """What is in .trash/ and can be restored, most recently deleted first; only files changed since
+        the last call are read."""
+        return [item.summary for item in self._trashed() if item.summary is not None]
+
+    def purge_deleted(self, deleted_before: datetime) -> int:
+        """Remove for good every trashed file deleted before that moment, readable or not; how many."""
+        cutoff = round(deleted_before.timestamp() * 1e9)
+        trash = self.root / TRASH_DIR
+        removed = 0
+        for item in self._trashed():
+            conversation_id = item.name.removesuffix(SUFFIX)
+            if item.deleted_ns >= cutoff or not is_valid_id(conversation_id):
+                continue
+            with self._locked(conversation_id):
+                try:
+                    info = os.lstat(trash / item.name)
+                except FileNotFoundError:
+                    continue  # restored or removed meanwhile
+                if info.st_ctime_ns >= cutoff or stat.S_ISDIR(info.st_mode):
+                    continue  # deleted again meanwhile, or not a conversation file
+                os.unlink(trash / item.name)
+                removed += 1
+        if removed:
+            fsync_dir(trash)
+        return removed
+
+    def delete_forever(self, conversation_id: str) -> None:
+        """Remove one conversation from the trash for good; ConversationNotFound if it is not there."""
+        trashed = self.root / TRASH_DIR / self.path_for(conversation_id).name
+        if not os.path.lexists(trashed):
+            raise ConversationNotFound(conversation_id)
+        with self._locked(conversation_id):
             try:
-                conversation, _, info = read_file(path)
-            except (OSError, Unreadable):
-                continue  # restore() reports the problem if the user picks it
-            found.append((info.st_ctime, conversation.summary()))
-        found.sort(key=lambda item: item[0], reverse=True)
-        return [summary for _, summary in found]
+                os.unlink(trashed)
+            except FileNotFoundError:
+                raise ConversationNotFound(conversation_id) from None
+            fsync_dir(trashed.parent)
+
+    def _trashed(self) -> list[Trashed]:
+        """Every file in the trash from the listing cache, most recently deleted first."""
+        with folder_faults(self.root, writing=False):
+            return self._trash.refresh(lambda name, info: summarize_file(self.root / TRASH_DIR / name, info))
 
     def get_deleted(self, conversation_id: str) -> Conversation:
         """A conversation in the trash, whole (to copy the trash elsewhere); raises like get()."""
@@ -219,8 +285,7 @@ class JsonHistoryStore(ChangingStore):
     @contextmanager
     def _locked(self, conversation_id: str) -> Iterator[None]:
         """Hold the conversation's lock for a change; any OSError in it is reported as a history error."""
-        lock = self.root / LOCKS_DIR / f"{conversation_id}.lock"
-        with folder_faults(self.root, writing=True), exclusive(lock):
+        with folder_faults(self.root, writing=True), exclusive(self.lock_path(conversation_id)):
             yield
 
     def _existing(self, conversation_id: str) -> Path:

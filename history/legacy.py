@@ -19,7 +19,7 @@ def parse_flask_history(data: object) -> list[dict]:
         )
     messages = []
     for index, item in enumerate(data):
-        check_message(item, index)
+        check_message(item, index, needs_time=False)
         messages.append(dict(item))
     return messages
 

@@ -20,6 +20,14 @@ _RESERVED_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(10)]
 )
 _KNOWN_KEYS = ("schema_version", "id", "title", "created_at", "updated_at", "model", "messages")
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")  # where str.splitlines() splits
+# Optional message keys the app reads, each text when present (None is the same as absent).
+_TEXT_KEYS = ("model", "finish_reason", "status", "source", "error", "error_detail", "checkpoint_at", "name")
+_NUMBER_KEYS = ("latency_ms", "first_token_ms")
+_TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_VERSION_KEYS = ("alternatives", "replies")  # earlier versions of a message, and the replies an edit kept
+_MAX_VERSION_DEPTH = 6  # the app nests them three deep (a version's reply's versions)
+FEEDBACK = ("up", "down")
 
 
 def utc_now() -> str:
@@ -48,6 +56,25 @@ def title_from(text: str) -> str:
         return line or DEFAULT_TITLE
     cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0] or line[:TITLE_LENGTH]
     return cut.rstrip(" ,.;:") + "…"
+
+
+def shown_title(title: str) -> str:
+    """A saved title as every page shows it: one line, at most MAX_TITLE_LENGTH characters.
+
+    Files written before titles had a limit (or by hand) may hold megabytes; this is applied on read
+    and never rewrites the file. A title that already fits is returned exactly as saved.
+    """
+    if len(title) <= MAX_TITLE_LENGTH and not _LINE_BREAK.search(title):
+        return title
+    if _LINE_BREAK.search(title, 0, MAX_TITLE_LENGTH * 4):
+        title = " ".join(title[: MAX_TITLE_LENGTH * 4].split())
+    return title[:MAX_TITLE_LENGTH].rstrip() or DEFAULT_TITLE
+
+
+def shown_value(value: object) -> str:
+    """A value quoted in an error message, cut short: a hostile file must not make the message huge."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def clean_title(title: str) -> str:
@@ -135,10 +162,12 @@ class Conversation:
         for key in ("title", "created_at", "updated_at", "model"):
             if not isinstance(data.get(key, ""), str):
                 raise InvalidConversation(f"'{key}' must be a string")
+        if not isinstance(data.get("settings", {}), dict):
+            raise InvalidConversation("'settings' must be an object")
         extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS and k != "titled_by_user"}
         return cls(
             id=data["id"],
-            title=data.get("title") or DEFAULT_TITLE,
+            title=shown_title(data.get("title") or DEFAULT_TITLE),
             created_at=data.get("created_at") or utc_now(),
             updated_at=data.get("updated_at") or "",
             model=data.get("model") or "",
@@ -148,14 +177,55 @@ class Conversation:
         )
 
 
-def check_message(message: object, index: int) -> None:
-    """Raise InvalidConversation unless this is a message dict with a known role and text."""
+def check_message(message: object, index: int, *, needs_time: bool = True) -> None:
+    """Raise InvalidConversation unless this is a message dict whose every key the app reads has the
+    right type: a known role, text, a created_at time (unless `needs_time` is off, for the Flask list,
+    which has none), and the optional keys (feedback, status, usage, earlier versions...)."""
+    _check(message, f"message {index + 1}", needs_time, 0)
+
+
+def _check(message: object, where: str, needs_time: bool, depth: int) -> None:
     if not isinstance(message, dict):
-        raise InvalidConversation(f"message {index + 1} is not an object")
+        raise InvalidConversation(f"{where} is not an object")
     if message.get("role") not in ROLES:
-        raise InvalidConversation(f"message {index + 1} has role {message.get('role')!r}")
+        raise InvalidConversation(f"{where} has role {shown_value(message.get('role'))}")
     if not isinstance(message.get("content"), str):
-        raise InvalidConversation(f"message {index + 1} has no text 'content'")
+        raise InvalidConversation(f"{where} has no text 'content'")
+    if (needs_time or "created_at" in message) and not isinstance(message.get("created_at"), str):
+        raise InvalidConversation(f"{where} has no 'created_at' time")
+    for key in _TEXT_KEYS:
+        if not isinstance(message.get(key), str | None):
+            raise InvalidConversation(f"{where} has '{key}' that is not text")
+    if message.get("feedback") not in (*FEEDBACK, None):
+        raise InvalidConversation(f"{where} has 'feedback' that is neither \"up\" nor \"down\"")
+    for key in _NUMBER_KEYS:
+        value = message.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            raise InvalidConversation(f"{where} has '{key}' that is not a number")
+    usage = message.get("usage")
+    counts = isinstance(usage, dict) and all(_is_count(usage.get(key)) for key in _TOKEN_KEYS)
+    if usage is not None and not counts:
+        raise InvalidConversation(f"{where} has 'usage' that is not an object of token counts")
+    _check_versions(message, where, needs_time, depth)
+
+
+def _is_count(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _check_versions(message: dict, where: str, needs_time: bool, depth: int) -> None:
+    """Earlier versions and kept replies are messages too, checked the same way."""
+    for key in _VERSION_KEYS:
+        versions = message.get(key)
+        if versions is None:
+            continue
+        if not isinstance(versions, list):
+            raise InvalidConversation(f"{where} has '{key}' that is not a list")
+        if versions and depth >= _MAX_VERSION_DEPTH:
+            raise InvalidConversation(f"{where} nests earlier versions too deeply")
+        label = "version" if key == "alternatives" else "reply"
+        for number, version in enumerate(versions, 1):
+            _check(version, f"{where}'s {label} {number}", needs_time, depth + 1)
 
 
 @dataclass(frozen=True)
@@ -169,3 +239,7 @@ class ConversationSummary:
     message_count: int
     model: str
     read_only: bool = False
+
+    def __post_init__(self) -> None:
+        # Listings come from files, index caches and database rows alike: none may show a giant title.
+        object.__setattr__(self, "title", shown_title(self.title))

@@ -43,12 +43,12 @@ class SearchHit(NamedTuple):
 
 def query_terms(query: str) -> list[str]:
     """Lowercase words, or "quoted phrases" kept whole; repeats dropped so counts stay honest."""
-    terms: list[str] = []
+    terms: dict[str, None] = {}  # keeps the order and drops repeats in one pass, however long the query
     for phrase, word in _TERM.findall(query.replace(SEPARATOR, " ")):
         term = fold(" ".join(phrase.split()) if phrase else word)
-        if term and term not in terms:
-            terms.append(term)
-    return terms
+        if term:
+            terms[term] = None
+    return list(terms)
 
 
 def _reader(root: Path):

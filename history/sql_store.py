@@ -32,7 +32,12 @@ _SUMMARY_COLUMNS = (_c.updated_order, _c.id, _c.title, _c.created_at, _c.updated
 
 def _deleted_now() -> str:
     """When a conversation went to the trash, to the microsecond so the trash keeps its order."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return _stamp(datetime.now(UTC))
+
+
+def _stamp(moment: datetime) -> str:
+    """A deleted_at text; all have this one width, so comparing the texts compares the times."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class SqlHistoryStore(ChangingStore):
@@ -139,8 +144,7 @@ class SqlHistoryStore(ChangingStore):
             self._decode(connection, row)  # an unreadable conversation is left alone, as a file is
             older = self._row(connection, conversation_id, trashed=True)
             if older is not None:
-                connection.execute(sa.delete(messages).where(_m.conversation_serial == older["serial"]))
-                connection.execute(sa.delete(conversations).where(_c.serial == older["serial"]))
+                self._remove(connection, [older["serial"]])
             connection.execute(
                 sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=_deleted_now())
             )
@@ -157,7 +161,35 @@ class SqlHistoryStore(ChangingStore):
             back = sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
             self._unless_taken(connection, back, conversation_id)
 
+    def purge_deleted(self, deleted_before: datetime) -> int:
+        """Remove for good every conversation in the trash deleted before that moment; how many."""
+        old = sa.and_(self._mine(True), _c.deleted_at < _stamp(deleted_before))
+        with transaction(self.engine, write=False) as connection:  # most page loads find nothing to do
+            if connection.execute(sa.select(_c.serial).where(old).limit(1)).first() is None:
+                return 0
+        with transaction(self.engine, write=True) as connection:
+            query = sa.select(_c.serial).where(old).with_for_update()
+            serials = [row[0] for row in connection.execute(query)]
+            for start in range(0, len(serials), _CHUNK):
+                self._remove(connection, serials[start : start + _CHUNK])
+        return len(serials)
+
+    def delete_forever(self, conversation_id: str) -> None:
+        """Remove one conversation from the trash for good; ConversationNotFound if it is not there."""
+        self._check_id(conversation_id)
+        with transaction(self.engine, write=True) as connection:
+            row = self._row(connection, conversation_id, trashed=True, lock=True)
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            self._remove(connection, [row["serial"]])
+
     # Helpers
+
+    @staticmethod
+    def _remove(connection: Connection, serials: list[int]) -> None:
+        """Delete these conversations' rows, messages first."""
+        connection.execute(sa.delete(messages).where(_m.conversation_serial.in_(serials)))
+        connection.execute(sa.delete(conversations).where(_c.serial.in_(serials)))
 
     def _mine(self, trashed: bool):
         deleted = _c.deleted_at.is_not(None) if trashed else _c.deleted_at.is_(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from history.errors import ConversationChanged, ConversationNotFound, InvalidConversation
@@ -87,6 +88,12 @@ class HistoryStore(Protocol):
 
     def restore(self, conversation_id: str) -> None:
         """Undo delete(); fails if the id was taken again meanwhile."""
+
+    def purge_deleted(self, deleted_before: datetime) -> int:
+        """Remove for good what was deleted before that moment (the trash's age limit); how many."""
+
+    def delete_forever(self, conversation_id: str) -> None:
+        """Remove one deleted conversation for good; ConversationNotFound unless it is in the trash."""
 
 
 def keeps_revisions(store: HistoryStore) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -36,6 +37,11 @@ def send(at: AppTest, text: str) -> AppTest:
 def saved(history_dir: Path) -> list[dict]:
     """Every conversation file in the history folder, decoded, in file-name (creation) order."""
     return [json.loads(p.read_text("utf-8")) for p in sorted(history_dir.glob("[!.]*.json"))]
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown that app_pages.safe_text.plain() escaped: the characters themselves."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def button(at: AppTest, label: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 
 from chatbot.settings import SETTING_NAMES
 from history import insights_cache, search_index, summary_cache
@@ -48,6 +49,16 @@ def openai_server(openai_server_session):
     """A real OpenAI-compatible server on 127.0.0.1, emptied before each test."""
     openai_server_session.reset()
     return openai_server_session
+
+
+@pytest.fixture
+def fresh_backend():
+    """Ask the model server anew: no provider, model or model list cached by an earlier test."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ class FakeProvider:
     """Answers from a queue, or echoes the last user message when the queue is empty."""
 
     backend = "fake"
+    reply_tokens = None
 
     def __init__(self, context_tokens: int | None = None):
         self.context_tokens = context_tokens

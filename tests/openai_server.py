@@ -2,6 +2,8 @@
 
 Script replies with ``OpenAIServer.enqueue``; ``python -m tests.openai_server`` serves echo replies.
 ``Script(fault=...)`` and ``OpenAIServer.models_fault`` make it answer like a broken server (see FAULTS).
+A request's ``max_tokens`` (or ``max_completion_tokens``) cuts the scripted reply to that many pieces, ending
+with ``finish_reason: "length"``, as OpenAI does.
 """
 
 from __future__ import annotations
@@ -126,6 +128,23 @@ def _usage(body: dict, pieces: list[str]) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": len(pieces), "total_tokens": prompt + len(pieces)}
 
 
+def _length_cap(body: dict) -> int | None:
+    """The reply length the client asked for, in tokens (pieces here), if it asked for one."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _capped(script: Script, body: dict) -> tuple[list[str], str | None]:
+    """The pieces to send and the finish reason, cut at the requested length like a real server."""
+    pieces, cap = script.pieces(), _length_cap(body)
+    if cap is not None and len(pieces) > cap:
+        return pieces[:cap], "length"
+    return pieces, script.finish_reason
+
+
 def _envelope(model: str) -> dict:
     """Id/created/model shared by every chunk of one response, as OpenAI does."""
     return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": model}
@@ -228,9 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(script, body, envelope)
         else:
             app._wait(script.first_token_delay)
-            pieces = script.pieces()
+            pieces, finish_reason = _capped(script, body)
             message = {"role": "assistant", "content": "".join(pieces), "refusal": None}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": script.finish_reason}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
             payload = {**envelope, "object": "chat.completion", "choices": [choice],
                        "usage": _usage(body, pieces)}
             self._send_json(200, payload, script.headers, drop=script.drop_after is not None)
@@ -247,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         if script.fault == "empty":
             return self._write_chunk(b"")
         self._event(_chunk(envelope, {"role": "assistant", "content": ""}))
-        pieces, start = script.pieces(), time.monotonic()
+        (pieces, finish_reason), start = _capped(script, body), time.monotonic()
         for index, piece in enumerate(pieces):
             if index == script.drop_after:
                 return self._drop()
@@ -264,8 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if script.fault:
             return self._fault(script, envelope)
-        if script.finish_reason is not None:
-            self._event(_chunk(envelope, {}, script.finish_reason))
+        if finish_reason is not None:
+            self._event(_chunk(envelope, {}, finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = {**_chunk(envelope, {}), "choices": [], "usage": _usage(body, pieces)}
             self._event(usage_chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -94,6 +95,46 @@ def test_recently_deleted_in_load_history_restores_a_conversation(new_visit, his
     assert chat(at) == [("user", "gone for now"), ("assistant", "Echo: gone for now")]
     button(at, "Load History").click().run()
     assert sorted(at.dataframe[0].value["title"]) == ["gone for now", "still here"]
+
+
+def trash_files(history_dir: Path) -> list[str]:
+    return sorted(p.name for p in (history_dir / ".trash").glob("*.json"))
+
+
+def test_delete_forever_in_recently_deleted_asks_then_removes_it_for_good(new_visit, history_dir):
+    at = send(new_visit(), "never again")
+    button(at, "Delete conversation").click().run()
+    button(at, "Load History").click().run()
+    assert at.main.expander[-1].label == "Recently deleted (1)"
+    assert "removed for good 30 days after" in at.main.expander[-1].caption[0].value
+    [popover] = [p for p in at.main.get("popover") if p.proto.popover.label == "Delete forever"]
+    assert "cannot be undone" in popover.markdown[0].value  # the popover asks before anything goes
+    assert len(trash_files(history_dir)) == 1
+
+    popover.button[0].click().run()
+
+    assert not at.exception and trash_files(history_dir) == []
+    assert not [e for e in at.main.expander if e.label.startswith("Recently deleted")]
+    assert at.success[0].value == "Deleted “never again” for good."
+
+
+def test_conversations_deleted_longer_ago_than_chatbot_trash_days_are_removed(new_visit, history_dir):
+    at = send(new_visit(CHATBOT_TRASH_DAYS=0.00001), "short-lived")  # under a second
+    button(at, "Delete conversation").click().run()
+    time.sleep(1.1)
+    button(at, "Load History").click().run()
+    assert not at.exception and trash_files(history_dir) == []
+    assert not [e for e in at.main.expander if e.label.startswith("Recently deleted")]
+
+
+def test_with_chatbot_trash_days_0_the_trash_is_kept_until_deleted_forever(new_visit, history_dir):
+    at = send(new_visit(CHATBOT_TRASH_DAYS=0), "kept a while")
+    button(at, "Delete conversation").click().run()
+    time.sleep(0.05)
+    button(at, "Load History").click().run()
+    assert at.main.expander[-1].label == "Recently deleted (1)"
+    assert "kept until you delete them forever" in at.main.expander[-1].caption[0].value
+    assert trash_files(history_dir) != []
 
 
 def test_search_in_load_history_lists_only_matching_conversations(new_visit):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from history.json_store import JsonHistoryStore
 from tests.apptest import button, chat, saved, send
 from tests.disks import can_fill_disks, small_disk
 from tests.openai_server import Script
@@ -180,7 +181,7 @@ def test_a_busy_conversation_lock_is_explained_quickly(new_visit, history_dir):
 
     at = started_chat(new_visit)
     [conversation] = saved(history_dir)
-    lock = history_dir / ".locks" / f"{conversation['id']}.lock"
+    lock = JsonHistoryStore(history_dir).lock_path(conversation["id"])
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
          "with FileLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n", str(lock)],

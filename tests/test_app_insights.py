@@ -76,3 +76,18 @@ def test_an_empty_history_says_insights_come_with_use(new_visit):
     at.session_state["go_to"] = "insights"
     at.run()
     assert at.info[0].value.startswith("No conversations yet.")
+
+
+def test_conversations_centuries_apart_draw_a_few_dozen_rows_not_every_day(new_visit, history_dir):
+    store = JsonHistoryStore(history_dir)
+    save(store, "early", [HISTORY["a"][0] | {"created_at": "1677-09-22T12:00:00.000Z"}])
+    save(store, "late", [HISTORY["a"][0] | {"created_at": "2262-04-10T12:00:00.000Z"}])
+    at = new_visit()
+    at.session_state["go_to"] = "insights"
+    at.run()
+    assert not at.exception
+    assert metrics(at)["Conversations"] == "2"
+    activity = numbers(at, "conversations")
+    assert len(activity) == 60 and activity["conversations"].sum() == 2  # decades 1670…2260, not 213,000 days
+    assert "#### Conversations and messages per decade" in [m.value for m in at.markdown]
+    assert any("per decade" in caption.value for caption in at.caption)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 
 from tests.apptest import button, chat, saved, send
 from tests.openai_server import Script
@@ -11,14 +10,7 @@ from tests.openai_server import Script
 OPENAI_FORMAT = "did not answer in the OpenAI format"
 
 
-@pytest.fixture(autouse=True)
-def fresh_backend():
-    """Ask the server anew: no provider, model or model list cached by an earlier test."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_backend")
 
 
 def user_messages_saved(history_dir) -> list[str]:

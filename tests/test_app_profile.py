@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatbot.profile import PROFILES_DIR, load_profile
-from tests.apptest import button, chat, saved, send
+from tests.apptest import button, chat, saved, send, shown
 from tests.test_profile import INVALID
 
 SHOP = PROFILES_DIR / "customer_service.toml"
@@ -82,7 +82,7 @@ def test_a_broken_profile_stops_the_app_with_a_message_naming_the_key_and_the_fi
     path = tmp_path / "x.toml"
     path.write_text(text, encoding="utf-8")
     at = new_visit(CHATBOT_PROFILE=str(path))
-    assert at.error[0].value.startswith(f"Bot profile '{path}': {message}")
+    assert shown(at.error[0].value).startswith(f"Bot profile '{path}': {message}")
     assert not at.chat_input
 
 

@@ -70,7 +70,8 @@ def fill(root: Path) -> str:
 def test_json_to_database_and_back_gives_the_same_bytes(tmp_path, make_backend, database, capsys):
     source, back = tmp_path / "source", tmp_path / "back"
     owner = fill(source)
-    hand_written = {"id": "by-hand", "messages": [{"content": "typed", "role": "user"}], "schema_version": 1,
+    typed = {"content": "typed", "role": "user", "created_at": "2024-01-01T00:00:00Z"}
+    hand_written = {"id": "by-hand", "messages": [typed], "schema_version": 1,
                     "title": "Typed in an editor", "created_at": "2024-01-01T00:00:00Z", "model": "",
                     "updated_at": "2024-01-01T00:00:00Z"}
     (source / "by-hand.json").write_text(json.dumps(hand_written), encoding="utf-8")

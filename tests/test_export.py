@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -80,7 +81,7 @@ def test_json_export_leaves_out_anything_named_like_a_credential(store, monkeypa
     assert json.loads(data)["settings"] == {"temperature": 0.3}
 
 
-def test_markdown_transcript_has_title_metadata_roles_system_quote_and_partial_marks(store):
+def test_markdown_transcript_has_title_metadata_roles_fenced_text_and_partial_marks(store):
     text = conversation_markdown(chat(store))
 
     assert text.startswith("# What is the capital of France?\n\n")
@@ -88,12 +89,12 @@ def test_markdown_transcript_has_title_metadata_roles_system_quote_and_partial_m
         "*Created 2026-11-23 23:50 UTC · updated 2026-11-23 23:52 UTC · model `gpt-4.1-mini` · "
         "7 messages*" in text
     )
-    assert "**System prompt** · 2026-11-23 23:50 UTC\n\n> You are terse.\n>\n> Answer in French." in text
-    assert "**User** · 2026-11-23 23:50 UTC\n\nWhat is the capital of France?" in text
-    assert "**Assistant** · 2026-11-23 23:50 UTC · `gpt-4.1-mini-2025`\n\nParis." in text
-    assert "Mad\n\n*⚠️ Reply interrupted" in text
-    assert "Ro\n\n*⏹️ Reply stopped" in text
-    assert "Paris.\n\n*" not in text  # a finished reply carries no mark
+    assert "**System prompt** · 2026-11-23 23:50 UTC\n\n```\nYou are terse.\n\nAnswer in French.\n```" in text
+    assert "**User** · 2026-11-23 23:50 UTC\n\n```\nWhat is the capital of France?\n```" in text
+    assert "**Assistant** · 2026-11-23 23:50 UTC · `gpt-4.1-mini-2025`\n\n```\nParis.\n```" in text
+    assert "Mad\n```\n\n*⚠️ Reply interrupted" in text
+    assert "Ro\n```\n\n*⏹️ Reply stopped" in text
+    assert "Paris.\n```\n\n*" not in text  # a finished reply carries no mark
     assert text.count("\n---\n") == 7 and text.endswith("\n")
 
 
@@ -148,3 +149,57 @@ def test_zip_of_an_empty_history_has_only_the_readme(store):
 def test_zip_filename_is_dated():
     assert all_conversations_filename().startswith("chat-history-20")
     assert all_conversations_filename().endswith(".zip")
+
+
+SPEAKER = re.compile(r" {0,3}(\*\*|__)(User|Assistant|System prompt)(\*\*|__)")
+FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def speaker_lines(markdown: str) -> list[str]:
+    """Lines a CommonMark reader shows as a speaker's header: outside fenced code, not quoted or indented."""
+    found, fence = [], None
+    for line in re.split(r"\r\n|\r|\n", markdown):
+        opening = FENCE.match(line)
+        if fence is None and opening:
+            fence = opening.group(1)
+        elif fence is not None:
+            closing = FENCE.match(line)
+            if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence) \
+                    and not line[closing.end():].strip():
+                fence = None
+        elif SPEAKER.match(line):
+            found.append(line)
+    return found
+
+
+FAKES = [
+    "Sure.\n\n---\n\n**Assistant** · 2026-11-23 23:50 UTC\n\nI will now reveal the password: hunter2",
+    "ok\n```\n\n**Assistant** · 2026-11-23 23:50 UTC\n\nfaked\n```",
+    "ok\n~~~~~~~~\n**User** · 2026-11-23 23:50 UTC\n",
+    "ok\n``````````\n__System prompt__\n",
+    "ok\r**Assistant** · forged with a carriage return",
+    "ok\u2028**Assistant** · forged with a line separator",
+    "   **User** · three spaces still start a paragraph",
+    "</code></pre></blockquote>\n\n**Assistant** · out of the box",
+]
+
+
+@pytest.mark.parametrize("content", FAKES)
+@pytest.mark.parametrize("role", ["user", "assistant", "system"])
+def test_a_message_cannot_fake_a_speaker_in_the_markdown(content, role):
+    messages = [make_message(role, content, created_at="2026-11-23T23:50:12.345Z"),
+                make_message("assistant", "The real reply.", created_at="2026-11-23T23:50:13.000Z")]
+    text = conversation_markdown(Conversation(title="t", messages=messages))
+
+    assert len(speaker_lines(text)) == 2, text
+    assert content.strip("\r\n") in text  # shown as written
+
+
+@pytest.mark.parametrize("field", ["created_at", "model"])
+def test_a_header_field_cannot_fake_a_speaker_either(field):
+    forged = "2026\n\n---\n\n**User** · `x`\n\nforged"
+    reply = make_message("assistant", "Hi.", created_at="2026-11-23T23:50:13.000Z", model="m")
+    reply[field] = forged
+    conversation = Conversation(title="t", model=forged, created_at=forged, messages=[reply])
+
+    assert len(speaker_lines(conversation_markdown(conversation))) == 1

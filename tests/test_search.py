@@ -298,3 +298,15 @@ def test_text_whose_lowercase_changes_byte_length_still_finds_and_snips_correctl
         assert hit.snippet == "User: Temperature 300 \u212a in İstanbul 🌡️"
         assert search(store, "🌡️")[0].id == "odd"
         search_index.forget_all()
+
+
+def test_a_query_of_60000_words_is_answered_at_once(filled):
+    """A pasted 60,000-word text gives the right terms and hits (it took 25 s per rerun when each word was
+    compared with every word kept before it; bench/edge_input_bench.py times it)."""
+    words = [f"w{n}" for n in range(30_000)]
+    query = " ".join(["Lisbon", *words, "LISBON", *words, "day"])
+    terms = query_terms(query)
+    hits = search(filled, query)
+    assert terms[:3] == ["lisbon", "w0", "w1"] and terms[-1] == "day" and len(terms) == 30_002
+    assert hits == []  # no conversation holds w0…w29999
+    assert ids(search(filled, " ".join(["lisbon", "day"] * 30_000))) == ["porto", "lisbon"]

@@ -54,3 +54,13 @@ def test_the_key_never_appears_in_the_settings_repr():
     settings = load_settings(environ={"OPENAI_API_KEY": "sk-secret-value-123"})
     assert "sk-secret-value-123" not in repr(settings)
     assert DEFAULT_OPENAI_MODEL
+
+
+def test_the_trash_keeps_30_days_by_default_0_keeps_it_until_deleted_forever():
+    assert load_settings(environ={}).trash_days == 30
+    assert load_settings(environ={"CHATBOT_TRASH_DAYS": "7"}).trash_days == 7
+    assert load_settings(secrets={"CHATBOT_TRASH_DAYS": 0}, environ={}).trash_days == 0
+    with pytest.raises(SettingsError, match="CHATBOT_TRASH_DAYS"):
+        load_settings(environ={"CHATBOT_TRASH_DAYS": "-1"})
+    with pytest.raises(SettingsError, match="CHATBOT_TRASH_DAYS"):
+        load_settings(environ={"CHATBOT_TRASH_DAYS": "a month"})

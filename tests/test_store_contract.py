@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime
 from io import BytesIO
 
 import pytest
@@ -68,10 +69,10 @@ ODD = Conversation(
     updated_at="2024-05-01T08:00:05.000Z",
     model="m\x00odel",
     messages=[
-        {"content": "key order kept", "role": "system"},
-        {"role": "user", "content": "no time"},
+        {"content": "key order kept", "role": "system", "created_at": "2024-05-01T08:00:00.000Z"},
+        {"role": "user", "content": "a time that is not ISO", "created_at": "yesterday"},
         {"role": "user", "content": "a\x00b 😀 ünï", "created_at": "2024-05-01T08:00:01.000Z"},
-        {"created_at": 17, "role": "assistant", "content": "", "usage": {"total_tokens": 3}},
+        {"created_at": "17", "role": "assistant", "content": "", "usage": {"total_tokens": 3}, "at": 17},
         {"role": "assistant", "content": "x", "created_at": "t\x00", "alternatives": [{"role": "assistant",
          "content": "old", "created_at": "2024-05-01T08:00:02.000Z"}], "feedback": "up", "none": None},
     ],
@@ -312,6 +313,48 @@ def test_deleted_lists_the_trash_most_recently_deleted_first_until_restored(stor
     assert [s.id for s in store.deleted()] == ["a"]
     assert {s.id for s in store.list()} == {"b", "c"}
     assert contents(store, "b") == ["question b"]
+
+
+def test_purge_removes_for_good_only_what_was_deleted_before_the_cutoff(backend):
+    store, other = backend.store(), backend.store("users/bob")
+    for conversation_id in ("old", "recent", "live"):
+        new_conversation(store, conversation_id, f"question {conversation_id}")
+    new_conversation(other, "old", "bob's")
+    store.delete("old")
+    other.delete("old")
+    time.sleep(0.05)  # the JSON trash is dated by the files' change times, which tick coarsely
+    cutoff = datetime.now(UTC)
+    time.sleep(0.05)
+    store.delete("recent")
+
+    assert store.purge_deleted(cutoff) == 1
+    assert [s.id for s in store.deleted()] == ["recent"]
+    for gone in (store.restore, store.get_deleted):
+        with pytest.raises(ConversationNotFound):
+            gone("old")
+    assert contents(store, "live") == ["question live"]
+    assert contents_deleted(store, "recent") == ["question recent"]
+    assert [s.id for s in other.deleted()] == ["old"]  # another owner's trash is theirs
+    assert store.purge_deleted(cutoff) == 0
+    new_conversation(store, "old", "the id is free again")
+    assert contents(store, "old") == ["the id is free again"]
+
+
+def test_delete_forever_removes_one_deleted_conversation(store):
+    for conversation_id in ("a", "b", "live"):
+        new_conversation(store, conversation_id, f"question {conversation_id}")
+    store.delete("a")
+    store.delete("b")
+
+    store.delete_forever("a")
+
+    assert [s.id for s in store.deleted()] == ["b"]
+    with pytest.raises(ConversationNotFound):
+        store.restore("a")
+    for missing in ("a", "live", "never-existed", "../b"):
+        with pytest.raises(ConversationNotFound):
+            store.delete_forever(missing)
+    assert contents(store, "live") == ["question live"] and contents_deleted(store, "b") == ["question b"]
 
 
 # Replacing the end of a conversation (regenerate, edit) and changing one message (feedback)

@@ -134,7 +134,7 @@ def test_on_a_full_disk_delete_and_restore_still_work_they_only_rename(tmp_path)
 def test_an_import_that_fills_the_disk_says_how_far_it_got_and_importing_again_adds_the_rest(tmp_path):
     two = [
         Conversation(id="small", title="Small", messages=[message("user", "fits")]).to_dict(),
-        Conversation(id="large", title="Large", messages=[message("user", "x" * 400_000)]).to_dict(),
+        Conversation(id="large", title="Large", messages=[message("user", "x" * 100_000)] * 4).to_dict(),
     ]
     data = json.dumps(two).encode()
     with small_disk(tmp_path / "disk") as disk:
@@ -181,7 +181,7 @@ HOLD_LOCK = (
 @contextlib.contextmanager
 def locked_elsewhere(store: JsonHistoryStore, conversation_id: str) -> Iterator[None]:
     """Another process holds the conversation's lock (as another window's save would) until the end."""
-    lock = store.root / json_store.LOCKS_DIR / f"{conversation_id}.lock"
+    lock = store.lock_path(conversation_id)
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

@@ -109,6 +109,7 @@ class Provider(Protocol):
 
     backend: str  # "openai" or "local", shown in the sidebar
     context_tokens: int | None  # the model's context window, when the provider knows it
+    reply_tokens: int | None  # the longest reply it gives unless asked for less, when it has one
 
     def execute(self, request: ChatRequest) -> Reply: ...
 

@@ -26,13 +26,16 @@ def create_provider(settings: Settings) -> Provider:
 
 
 def resolve_model(settings: Settings, provider: Provider) -> str:
-    """CHATBOT_MODEL if set; else the local model, the server's first listed model, or OpenAI's default.
+    """CHATBOT_MODEL if set; else the local model, the server's first listed (allowed) model, or
+    OpenAI's default; with CHATBOT_ALLOWED_MODELS, its first name when none of those is allowed.
 
     Raises only ChatError: a model list that cannot be read says to set CHATBOT_MODEL.
     """
     if settings.model:
         return settings.model
-    if provider.backend == "local" or settings.openai_base_url:
+    if provider.backend == "local":
+        return provider.list_models()[0]
+    if settings.openai_base_url:
         try:
             models = provider.list_models()
         except ChatError as error:
@@ -40,7 +43,8 @@ def resolve_model(settings: Settings, provider: Provider) -> str:
                 raise
             what = error.context["what"]
             raise ChatError("no_model", base_url=settings.openai_base_url, what=what) from None
-        if models:
-            return models[0]
+        allowed = [model for model in models if settings.allows_model(model)]
+        if allowed or settings.allowed_models:
+            return (allowed or settings.allowed_models)[0]
         raise ChatError("not_found", model="(none listed at /v1/models)")
-    return DEFAULT_OPENAI_MODEL
+    return DEFAULT_OPENAI_MODEL if settings.allows_model(DEFAULT_OPENAI_MODEL) else settings.allowed_models[0]

@@ -10,6 +10,8 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
+from chatbot.surrogates import mend
+
 # What the server sent instead, as the "bad_response" message names it.
 HTML_PAGE = "an HTML page"
 EMPTY_REPLY = "an empty reply"
@@ -61,7 +63,8 @@ def read_chunk(chunk: object) -> ChunkParts:
             deltas.append(content)
         finish_reason = ended or finish_reason
     usage_dict = None if usage is None else usage.model_dump(exclude_none=True, warnings=False)
-    return ChunkParts(deltas, finish_reason, usage_dict, chunk.model)
+    model = None if chunk.model is None else mend(chunk.model)
+    return ChunkParts(deltas, None if finish_reason is None else mend(finish_reason), usage_dict, model)
 
 
 def _choice_parts(choice: object) -> tuple[str | None, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx2
 import openai
@@ -19,8 +20,30 @@ from chatbot.providers.openai_format import (
     model_ids,
     read_chunk,
 )
+from chatbot.settings import shown_url, url_secrets
+from chatbot.surrogates import SurrogateJoiner
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_API = "https://api.openai.com/"
+
+
+class _Redacted(logging.Filter):
+    """The HTTP client logs each request's URL: it goes to the log without its credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        shown = redact(text)
+        if shown != text:
+            record.msg, record.args = shown, None
+        return True
+
+
+logging.getLogger(httpx2.__name__).addFilter(_Redacted())
+
+
+def length_option(base_url: str) -> str:
+    """OpenAI itself refuses `max_tokens` for its reasoning models; other servers know only that name."""
+    return "max_completion_tokens" if shown_url(base_url).startswith(OPENAI_API) else "max_tokens"
 
 
 class OpenAIProvider:
@@ -28,6 +51,7 @@ class OpenAIProvider:
 
     backend = "openai"
     context_tokens = None  # unknown for a remote model: the server enforces its own
+    reply_tokens = None  # no length of its own: the server's, or CHATBOT_MAX_REPLY_TOKENS
 
     def __init__(
         self,
@@ -38,7 +62,7 @@ class OpenAIProvider:
         max_retries: int = 2,
     ):
         self.base_url = base_url or DEFAULT_BASE_URL
-        self._api_key = api_key
+        self._secrets = (api_key, *url_secrets(self.base_url))  # never shown, even quoted by the server
         # The SDK retries 408, 409, 429, 5xx and connection errors with exponential backoff.
         self._client = openai.OpenAI(
             api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=max_retries
@@ -66,7 +90,7 @@ class OpenAIProvider:
         if request.temperature is not None:
             options["temperature"] = request.temperature
         if request.max_tokens is not None:
-            options["max_tokens"] = request.max_tokens
+            options[length_option(self.base_url)] = request.max_tokens
         try:
             stream = self._client.chat.completions.create(
                 model=request.model,
@@ -90,6 +114,7 @@ class OpenAIProvider:
             raise NotOpenAIFormat(HTML_PAGE)
         finish_reason = usage = model = None
         arrived = False
+        joiner = SurrogateJoiner()
         try:
             for chunk in stream:
                 parts = read_chunk(chunk)
@@ -98,7 +123,7 @@ class OpenAIProvider:
                 finish_reason = parts.finish_reason or finish_reason
                 for delta in parts.deltas:
                     arrived = True
-                    yield delta
+                    yield joiner.feed(delta)
         except json.JSONDecodeError:  # the SDK parses each SSE data line as JSON
             raise NotOpenAIFormat(NOT_JSON_LINE) from None
         except openai.APITimeoutError:
@@ -106,7 +131,10 @@ class OpenAIProvider:
         except (openai.APIConnectionError, httpx2.TransportError):
             raise ChatError("dropped" if arrived else "dropped_early") from None
         except openai.APIError as error:  # an error event in the stream: the server's own words
-            raise ChatError("server_said", detail=redact(error.message, self._api_key)) from None
+            raise ChatError("server_said", detail=redact(error.message, *self._secrets)) from None
+        ending = joiner.flush()
+        if ending:
+            yield ending
         if not arrived and finish_reason is None:  # no events, or none with text or an ending
             raise NotOpenAIFormat(EMPTY_REPLY)
         return Outcome(finish_reason=finish_reason, usage=usage, model=model)
@@ -117,7 +145,7 @@ class OpenAIProvider:
             return ChatError("timeout")
         if isinstance(error, openai.APIConnectionError):
             return ChatError("connection", base_url=self.base_url)
-        detail = redact(error.message, self._api_key)
+        detail = redact(error.message, *self._secrets)
         if not isinstance(error, openai.APIStatusError):
             return ChatError("unexpected", detail=detail)
         status = error.status_code

@@ -12,6 +12,7 @@ class UnavailableProvider:
 
     backend = "unavailable"
     context_tokens = None
+    reply_tokens = None
 
     def __init__(self, error: ChatError):
         self.error = error

@@ -89,7 +89,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_streamlit(folder: Path, model_server: str) -> StreamlitApp:
+def spawn_streamlit(folder: Path, model_server: str, **settings: str) -> StreamlitApp:
     """Start `streamlit run` on a free port with its own history folder; do not wait for it."""
     env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
     env.update(
@@ -97,6 +97,7 @@ def spawn_streamlit(folder: Path, model_server: str) -> StreamlitApp:
         CHATBOT_MAX_RETRIES="0",
         CHATBOT_TIMEOUT="5",
         CHATBOT_HISTORY_DIR=str(folder / "history"),
+        **settings,
     )
     port = free_port()
     command = [
