@@ -22,10 +22,10 @@ from chatbot.providers.factory import create_provider, resolve_model
 from chatbot.providers.unavailable import UnavailableProvider
 from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings, SettingsError, load_settings
-from history.backend import history_store
 from history.errors import HistoryError
-from history.sql_schema import engine_options
-from history.store import HistoryStore
+from history.stores.backend import history_store
+from history.stores.base import HistoryStore
+from history.stores.sql_schema import engine_options
 from history.warm_up import start_warm_up
 
 st.set_page_config(page_title="Chatbot", page_icon="💬")

@@ -20,12 +20,12 @@ from app_pages.shared import (
     state,
 )
 from history.errors import ConversationNotFound, HistoryError
-from history.export import all_conversations_filename, all_conversations_zip
-from history.import_formats import ImportFailed
-from history.importers import MAX_IMPORT_BYTES, import_file
 from history.listing import conversations_table, filter_table
 from history.models import ConversationSummary
 from history.search import search_table
+from history.transfer.export import all_conversations_filename, all_conversations_zip
+from history.transfer.import_formats import ImportFailed
+from history.transfer.importers import MAX_IMPORT_BYTES, import_file
 
 logger = logging.getLogger(__name__)
 

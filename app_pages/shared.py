@@ -17,9 +17,9 @@ from chatbot.providers.base import Provider
 from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings
 from history.errors import ConversationExists, ConversationNotFound, HistoryError
-from history.export import conversation_json, conversation_markdown, export_filename
 from history.models import Conversation
-from history.store import HistoryStore
+from history.stores.base import HistoryStore
+from history.transfer.export import conversation_json, conversation_markdown, export_filename
 
 state = st.session_state
 MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request

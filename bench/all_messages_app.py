@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from history.json_store import JsonHistoryStore
+from history.stores.json_store import JsonHistoryStore
 
 
 @st.cache_resource

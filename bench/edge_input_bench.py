@@ -32,9 +32,9 @@ from bench.report import (
 )
 from bench.search_data import fill
 from history.insights import daily_activity, feedback_by_day, messages_frame, reply_times
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
 from history.search import _TERM, SEPARATOR, fold, query_terms, search
+from history.stores.json_store import JsonHistoryStore
 from tests.test_insights import FAR_APART
 
 
@@ -64,7 +64,7 @@ def insights_page(root: str) -> None:
     from types import SimpleNamespace
 
     from app_pages import insights
-    from history.json_store import JsonHistoryStore
+    from history.stores.json_store import JsonHistoryStore
 
     insights.render(SimpleNamespace(store=JsonHistoryStore(root)))
 
@@ -75,7 +75,7 @@ def per_day_page(root: str) -> None:
 
     from bench.edge_input_bench import per_day_activity
     from history.insights_cache import insight_rows
-    from history.json_store import JsonHistoryStore
+    from history.stores.json_store import JsonHistoryStore
 
     activity = per_day_activity(insight_rows(JsonHistoryStore(root)))
     st.bar_chart(activity, stack=False)

@@ -23,9 +23,9 @@ from bench import history_data as data
 from bench import report as rp
 from bench.history_tables import listing_tables, saving_tables, session_tables
 from history import summary_cache
-from history.json_store import JsonHistoryStore
 from history.listing import conversations_table
 from history.models import make_message
+from history.stores.json_store import JsonHistoryStore
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ID = "c000000"  # exists at every size, so every size appends to the same 20-message file

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from history import summary_cache
-from history.json_store import JsonHistoryStore, encode
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore, encode
 
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 ROLES = ("user", "assistant")

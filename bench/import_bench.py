@@ -23,8 +23,8 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 Path("/proc/self/clear_refs").write_text("5")  # forget the peak inherited from the parent (Linux)
-from history.importers import ImportFailed, import_file
-from history.json_store import JsonHistoryStore
+from history.transfer.importers import ImportFailed, import_file
+from history.stores.json_store import JsonHistoryStore
 data = Path(sys.argv[1]).read_bytes()
 started = time.monotonic()
 try:

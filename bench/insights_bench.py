@@ -40,9 +40,9 @@ from bench.report import (
     wait_for_quiet,
 )
 from history import insights, insights_cache, summary_cache
-from history.atomic import write_atomic
-from history.json_store import JsonHistoryStore, read_file
 from history.models import make_message
+from history.stores.atomic import write_atomic
+from history.stores.json_store import JsonHistoryStore, read_file
 
 REPEAT = 5
 FRESH_RUNS = 3  # fresh interpreters, each paying the imports
@@ -89,7 +89,7 @@ PROBE = """
 import json, sys, time
 started = time.perf_counter()
 from history.insights_cache import cache_for, insight_rows
-from history.json_store import JsonHistoryStore
+from history.stores.json_store import JsonHistoryStore
 imported, cpu = time.perf_counter(), time.process_time()
 store = JsonHistoryStore(sys.argv[1])
 insight_rows(store)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bench import history_data as data
 from history import summary_cache
-from history.json_store import JsonHistoryStore, encode
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore, encode
 
 DAYS = 90
 QUESTIONS = [

@@ -35,7 +35,7 @@ from bench.report import (
     verdict,
     wait_for_quiet,
 )
-from history.json_store import encode
+from history.stores.json_store import encode
 from tests.openai_server import OpenAIServer
 
 APP = "streamlit_app.py"

@@ -33,9 +33,9 @@ from bench.report import (
 )
 from bench.search_data import fill, naive_search, queries
 from history import search_index
-from history.json_store import JsonHistoryStore
 from history.models import make_message
 from history.search import forget_recent_queries, search, search_table
+from history.stores.json_store import JsonHistoryStore
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_RUNS = 3

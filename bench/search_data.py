@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bench import history_data as data
 from history import summary_cache
-from history.json_store import JsonHistoryStore, encode
 from history.search import query_terms
+from history.stores.json_store import JsonHistoryStore, encode
 
 VOCABULARY = [
     f"{a}{b}{c}"

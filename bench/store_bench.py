@@ -1,15 +1,16 @@
 """History store at 10,000 conversations: the JSON folder against PostgreSQL and SQLite.
 
 Run: .venv/bin/python -m bench.store_bench [--conversations 10000] [--messages 20] [--turns 200] [--dir DIR]
-Baseline, measured in the same run: the JSON folder (history/json_store.py) holding the same conversations.
+Baseline, measured in the same run: the JSON folder (history/stores/json_store.py) holding the same
+conversations.
 PostgreSQL: the server at CHATBOT_TEST_POSTGRES_URL, else a throwaway one that the bench starts and stops
 with .ci/postgres.sh (under its own TMPDIR, so a server the tests use is left alone); the bench works in a
 database of its own there, dropped at the end. SQLite: a file in the temp dir.
 Targets (the JSON folder's at 10,000, docs/benchmarks.md): a turn < 15 ms (100× faster than the Flask
 design's 1.49 s), list() warm < 150 ms and cold < 1 s. Creating and get() have none.
 The folder is written with JsonHistoryStore's encoder (no fsync) and listed once, as bench.history_bench
-does; the databases get the rows SqlHistoryStore.create() writes (history/sql_rows.py's helpers) in bulk
-INSERTs, checked against a conversation saved through create().
+does; the databases get the rows SqlHistoryStore.create() writes (history/stores/sql_rows.py's helpers)
+in bulk INSERTs, checked against a conversation saved through create().
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ import sqlalchemy as sa
 from bench import history_data as data
 from bench import report as rp
 from bench.history_bench import save_turn
-from history import sql_schema, summary_cache
-from history.backend import open_store
+from history import summary_cache
 from history.models import Conversation, make_message
-from history.sql_rows import conversation_values, message_values
-from history.sql_schema import conversations, messages, transaction
-from history.sql_store import SqlHistoryStore
-from history.store import HistoryStore
+from history.stores import sql_schema
+from history.stores.backend import open_store
+from history.stores.base import HistoryStore
+from history.stores.sql_rows import conversation_values, message_values
+from history.stores.sql_schema import conversations, messages, transaction
+from history.stores.sql_store import SqlHistoryStore
 from tests.backends import POSTGRES_ENV
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from chatbot.profile import Profile
 from chatbot.prompt import MESSAGE_OVERHEAD, build_messages
 from chatbot.providers.base import FINISH_INTERRUPTED, FINISH_STOPPED, ChatRequest, Provider, Reply
 from history.errors import ConversationNotFound, InvalidConversation
-from history.json_store import MAX_FILE_BYTES, encode
 from history.models import Conversation, clean_title, make_message
-from history.store import HistoryStore
+from history.stores.base import HistoryStore
+from history.stores.json_store import MAX_FILE_BYTES, encode
 
 FEEDBACK = ("up", "down")
 SOURCE_SCRIPTED = "scripted"  # answered from the bot profile, without the model

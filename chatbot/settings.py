@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from history.import_limits import ImportLimits
+from history.transfer.import_limits import ImportLimits
 
 DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -66,7 +66,7 @@ class Settings:
         return None if backend == "local" else DEFAULT_SYSTEM_PROMPT
 
     def import_limits(self) -> ImportLimits:
-        """What one import may bring in, for history/importers.py."""
+        """What one import may bring in, for history/transfer/importers.py."""
         return ImportLimits(
             self.import_max_conversations, self.import_max_messages,
             self.import_max_message_chars, self.import_max_unpacked_mb,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench.live_app import chromium, open_app, streamlit_app, wait_idle
 from chatbot.profile import PROFILES_DIR, load_profile
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message, utc_now
+from history.stores.json_store import JsonHistoryStore
 from tests.openai_server import OpenAIServer
 
 OUT = Path(__file__).resolve().parent / "screenshots"

@@ -15,8 +15,8 @@
 Stores raise only these (never a bare OSError, filelock.Timeout or SQLAlchemyError), so a page
 catches HistoryError in one place and shows `message`. HistoryUnavailable means "try again once
 the cause is gone": nothing was changed. The translation happens in one place per kind of store:
-history/folder_faults.py (OSError) and history/sql_faults.py (SQLAlchemy). Arguments a caller got
-wrong (a title that is not a string, a field update() may not change) stay TypeError or ValueError:
+history/stores/folder_faults.py (OSError) and history/stores/sql_faults.py (SQLAlchemy). Arguments a
+caller got wrong (a title that is not a string, a field update() may not change) stay TypeError or ValueError:
 those are bugs to fix, not failures to show.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from history.atomic import Unreadable, read_regular_file, write_atomic
+from history.stores.atomic import Unreadable, read_regular_file, write_atomic
 
 T = TypeVar("T")
 # What a decoder may raise on a damaged or foreign file; a decoder turns any other fault into one.

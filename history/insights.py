@@ -17,8 +17,8 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from history.csv_cells import spreadsheet_safe
 from history.models import Conversation
+from history.transfer.csv_cells import spreadsheet_safe
 
 COLUMNS = [
     "conversation_id",
@@ -334,7 +334,7 @@ def headline(frame: pd.DataFrame) -> dict:
 
 def to_csv(frame: pd.DataFrame) -> bytes:
     """The message rows as UTF-8 CSV, oldest first, times as ISO-8601 UTC with milliseconds (…Z); text
-    that a spreadsheet would run as a formula starts with a quote (history/csv_cells.py)."""
+    that a spreadsheet would run as a formula starts with a quote (history/transfer/csv_cells.py)."""
     ordered = frame.sort_values(["created_at", "conversation_id"], kind="stable", na_position="last")
     times = ordered["created_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
     safe = spreadsheet_safe(ordered.drop(columns="created_at")).assign(created_at=times)[ordered.columns]

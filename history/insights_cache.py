@@ -8,7 +8,7 @@ are threads of one process). The index file (.insights-index: the frame as Parqu
 file's stat key) lets the first load after a restart read only the files that changed since it was
 written; it is only a cache: a missing, stale, corrupt or other-version one is rebuilt silently.
 
-In a database (history/sql_store.py) each conversation is known by its revision, raised by every
+In a database (history/stores/sql_store.py) each conversation is known by its revision, raised by every
 change, as search does there (history/search.py): a load reads, in bulk, only the conversations
 whose revision changed since the previous load in this process. One frame per (database, owner);
 it lives in memory only, so the first load after a restart reads every conversation.
@@ -29,12 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from history import insights
-from history.atomic import Unreadable
 from history.index_file import IndexFile
 from history.insights import COLUMNS, FEEDBACK, ROLES, SOURCES, STATUSES, message_rows, messages_frame
-from history.json_store import JsonHistoryStore, read_file
 from history.models import Conversation, ConversationSummary
-from history.store import HistoryStore, keeps_revisions, readable_conversations
+from history.stores.atomic import Unreadable
+from history.stores.base import HistoryStore, keeps_revisions, readable_conversations
+from history.stores.json_store import JsonHistoryStore, read_file
 from history.summary_cache import SUFFIX, UNKNOWN_KEY, PerFolder, StatKey, stat_key
 from history.summary_cache import cache_for as summaries_for
 

@@ -2,7 +2,7 @@
 
 Plain functions without Streamlit. On the JSON folder the text comes from history.search_index,
 which parses only files changed since the last search (or since the index file was written); in a
-database (history/sql_store.py), only conversations whose revision changed since the last search in
+database (history/stores/sql_store.py), only conversations whose revision changed since the last search in
 this process are read again. Any other HistoryStore is read whole on every search.
 """
 
@@ -16,11 +16,11 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from history.json_store import JsonHistoryStore, read_file
 from history.listing import COLUMNS, conversations_table
 from history.models import Conversation, ConversationSummary
 from history.search_index import SEPARATOR, SEPARATOR_BYTES, Doc, doc_from, fold, text_cache_for, utf8
-from history.store import HistoryStore, keeps_revisions, readable_conversations
+from history.stores.base import HistoryStore, keeps_revisions, readable_conversations
+from history.stores.json_store import JsonHistoryStore, read_file
 from history.summary_cache import UNKNOWN_KEY, StatKey, cache_for, stat_key
 
 SEARCH_COLUMNS = [*COLUMNS, "matches", "snippet"]

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from history.atomic import Unreadable
 from history.index_file import IndexFile
 from history.models import Conversation
+from history.stores.atomic import Unreadable
 from history.summary_cache import PerFolder, StatKey
 
 SEPARATOR = "\x1e"  # between the title and each message; never part of a query

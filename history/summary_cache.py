@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from history.atomic import Unreadable, read_regular_file, write_atomic
 from history.models import ConversationSummary
-from history.store import UnreadableFile
+from history.stores.atomic import Unreadable, read_regular_file, write_atomic
+from history.stores.base import UnreadableFile
 
 INDEX_NAME = ".index.json"
 INDEX_VERSION = 1

@@ -12,7 +12,7 @@ import threading
 from history.errors import HistoryError
 from history.insights_cache import insight_rows
 from history.search import warm_up as warm_up_search
-from history.store import HistoryStore
+from history.stores.base import HistoryStore
 
 log = logging.getLogger(__name__)
 

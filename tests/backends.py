@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from history import sql_schema
-from history.backend import open_store
-from history.store import HistoryStore
+from history.stores import sql_schema
+from history.stores.backend import open_store
+from history.stores.base import HistoryStore
 
 POSTGRES_ENV = "CHATBOT_TEST_POSTGRES_URL"
 BACKENDS = ["json", "sqlite", "postgresql"]

@@ -152,8 +152,8 @@ def test_the_sidebar_says_who_answers(new_visit, openai_server):
 
 
 def test_a_long_conversation_shows_the_newest_messages_and_earlier_ones_on_request(new_visit, history_dir):
-    from history.json_store import JsonHistoryStore
     from history.models import Conversation, make_message
+    from history.stores.json_store import JsonHistoryStore
 
     conversation = Conversation(model="test-model")
     for n in range(120):

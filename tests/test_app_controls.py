@@ -226,8 +226,8 @@ def test_thumbs_are_saved_in_the_message_and_shown_again_on_return(new_visit, hi
 
 
 def test_a_stopped_reply_is_shown_as_stopped(new_visit, history_dir):
-    from history.json_store import JsonHistoryStore
     from history.models import Conversation, make_message
+    from history.stores.json_store import JsonHistoryStore
 
     conversation = Conversation(model="test-model")
     conversation.add(make_message("user", "long story please"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from history.backend import open_store
+from history.stores.backend import open_store
 from tests.apptest import APP, button, chat, send
 from tests.test_login import AUTH, alice, bob
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from history.backend import open_store
+from history.stores.backend import open_store
 from tests.apptest import button, chat, send
 from tests.openai_server import Script
 from tests.test_app_database import visit

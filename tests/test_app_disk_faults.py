@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from history.json_store import JsonHistoryStore
+from history.stores.json_store import JsonHistoryStore
 from tests.apptest import button, chat, saved, send
 from tests.disks import can_fill_disks, small_disk
 from tests.openai_server import Script

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from history.json_store import JsonHistoryStore
+from history.stores.json_store import JsonHistoryStore
 from tests.test_insights import HISTORY, save
 
 

@@ -3,8 +3,8 @@ this one is full (AppTest, real test server, a real JSON folder written by "anot
 
 from __future__ import annotations
 
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
 from tests.apptest import WELCOME, button, chat, saved, send
 from tests.test_app_history import history_with, pick
 

@@ -17,9 +17,9 @@ from chatbot.chat import (
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
 from chatbot.prompt import MESSAGE_OVERHEAD, estimate_tokens
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
-from history.store import ConversationChanged, ConversationNotFound
+from history.stores.base import ConversationChanged, ConversationNotFound
+from history.stores.json_store import JsonHistoryStore
 from tests.fakes import FakeProvider, Scripted
 
 SYSTEM = {"role": "system", "content": "Be kind."}

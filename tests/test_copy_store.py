@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from chatbot.access import user_folder
-from history.backend import open_store
-from history.copy_store import copy_store
-from history.json_store import JsonHistoryStore
-from history.legacy import COPY_ID
 from history.models import Conversation, make_message
+from history.stores.backend import open_store
+from history.stores.json_store import JsonHistoryStore
+from history.stores.legacy import COPY_ID
+from history.transfer.copy_store import copy_store
 from tests.test_store_contract import ODD
 
 REPO = Path(__file__).resolve().parents[1]

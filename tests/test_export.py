@@ -9,7 +9,9 @@ import zipfile
 
 import pytest
 
-from history.export import (
+from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
+from history.transfer.export import (
     README_NAME,
     all_conversations_filename,
     all_conversations_zip,
@@ -17,8 +19,6 @@ from history.export import (
     conversation_markdown,
     export_filename,
 )
-from history.json_store import JsonHistoryStore
-from history.models import Conversation, make_message
 
 API_KEY = "sk-test-export-canary-0123456789"
 

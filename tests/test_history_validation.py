@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from history.importers import ImportFailed, import_file
-from history.json_store import JsonHistoryStore
 from history.models import MAX_TITLE_LENGTH, Conversation, make_message
-from history.sql_store import SqlHistoryStore
+from history.stores.json_store import JsonHistoryStore
+from history.stores.sql_store import SqlHistoryStore
+from history.transfer.importers import ImportFailed, import_file
 
 STAMP = "2026-01-02T03:04:05.000Z"
 

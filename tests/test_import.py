@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from history import search_index, summary_cache
-from history.export import all_conversations_zip
-from history.importers import ImportFailed, ImportLimits, import_file
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
+from history.transfer.export import all_conversations_zip
+from history.transfer.importers import ImportFailed, ImportLimits, import_file
 
 DATA = Path(__file__).parent / "data"
 MB = 2**20

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from chatbot.settings import SettingsError, load_settings
-from history.import_limits import ImportLimits
-from history.importers import ImportFailed, import_file
-from history.json_store import JsonHistoryStore
 from history.models import MAX_TITLE_LENGTH
+from history.stores.json_store import JsonHistoryStore
+from history.transfer.import_limits import ImportLimits
+from history.transfer.importers import ImportFailed, import_file
 from tests.test_import import zipped
 
 DATA = Path(__file__).parent / "data"

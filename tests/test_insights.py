@@ -27,8 +27,8 @@ from history.insights import (
     top_first_questions,
 )
 from history.insights_cache import cache_for, insight_rows
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
 
 DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 NAN = math.nan

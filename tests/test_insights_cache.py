@@ -20,10 +20,10 @@ from history.insights_cache import (
     encode_index,
     insight_rows,
 )
-from history.json_store import JsonHistoryStore, read_file
 from history.search import search
-from history.sql_store import SqlHistoryStore
-from history.store import HistoryStore
+from history.stores.base import HistoryStore
+from history.stores.json_store import JsonHistoryStore, read_file
+from history.stores.sql_store import SqlHistoryStore
 from tests.test_insights import HISTORY, save, saved_history, user
 
 

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from history import atomic, json_store, summary_cache
+from history import summary_cache
 from history.errors import HistoryUnavailable
-from history.json_store import JsonHistoryStore
-from history.legacy import COPY_ID, LEGACY_ID
 from history.models import (
     SCHEMA_VERSION,
     Conversation,
     InvalidConversation,
     make_message,
 )
-from history.store import ConversationChanged, ConversationNotFound
+from history.stores import atomic, json_store
+from history.stores.base import ConversationChanged, ConversationNotFound
+from history.stores.json_store import JsonHistoryStore
+from history.stores.legacy import COPY_ID, LEGACY_ID
 
 SCHEMA_KEYS = {"schema_version", "id", "title", "created_at", "updated_at", "model", "messages"}
 

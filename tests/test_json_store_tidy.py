@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from history import json_store
-from history.backend import open_store
 from history.insights_cache import insight_rows
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
 from history.search import search
+from history.stores import json_store
+from history.stores.backend import open_store
+from history.stores.json_store import JsonHistoryStore
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from chatbot.access import resolve_access, user_folder
 from chatbot.profile import load_profile
-from history.backend import history_store
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
+from history.stores.backend import history_store
+from history.stores.json_store import JsonHistoryStore
 from tests.apptest import shown
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

@@ -10,8 +10,8 @@ import pytest
 from chatbot.chat import STATUS_STREAMING, ChatService, status_note
 from chatbot.providers.openai_provider import OpenAIProvider
 from chatbot.replies import ReplyWorkers
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
 from tests.openai_server import Script
 
 STORY = " ".join(f"w{number:02d}" for number in range(40))

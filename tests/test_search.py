@@ -9,7 +9,6 @@ import pytest
 
 from history import search as search_module
 from history import search_index, summary_cache
-from history.json_store import JsonHistoryStore
 from history.listing import COLUMNS
 from history.models import Conversation, make_message
 from history.search import (
@@ -22,6 +21,7 @@ from history.search import (
     warm_up,
 )
 from history.search_index import INDEX_NAME, text_cache_for
+from history.stores.json_store import JsonHistoryStore
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from history.export import all_conversations_zip, conversation_json, conversation_markdown
-from history.json_store import JsonHistoryStore
+from history.stores.json_store import JsonHistoryStore
+from history.transfer.export import all_conversations_zip, conversation_json, conversation_markdown
 from tests.apptest import shown
 from tests.openai_server import Script
 

@@ -16,14 +16,15 @@ import pytest
 import sqlalchemy as sa
 
 from chatbot.access import user_folder
-from history import search, sql_schema
-from history.backend import check_owner, history_store, open_store, owner_for, store_owners
+from history import search
 from history.errors import HistoryBusy
-from history.export import all_conversations_zip
-from history.json_store import JsonHistoryStore
 from history.models import Conversation, InvalidConversation, make_message
-from history.sql_schema import SCHEMA_VERSION, SchemaTooNew, engine_for, normalize_url, upgrade
-from history.sql_store import SqlHistoryStore
+from history.stores import sql_schema
+from history.stores.backend import check_owner, history_store, open_store, owner_for, store_owners
+from history.stores.json_store import JsonHistoryStore
+from history.stores.sql_schema import SCHEMA_VERSION, SchemaTooNew, engine_for, normalize_url, upgrade
+from history.stores.sql_store import SqlHistoryStore
+from history.transfer.export import all_conversations_zip
 
 
 def user(text: str) -> dict:

@@ -12,9 +12,9 @@ import threading
 import pytest
 
 from history import summary_cache
-from history.backend import open_store
 from history.models import Conversation, make_message
-from history.store import HistoryStore
+from history.stores.backend import open_store
+from history.stores.base import HistoryStore
 
 THREADS, PROCESSES = 8, 4
 WRITERS = THREADS + PROCESSES

@@ -14,13 +14,13 @@ from io import BytesIO
 
 import pytest
 
-from history import json_store
-from history.export import all_conversations_zip
-from history.importers import import_file
-from history.json_store import encode
 from history.models import DEFAULT_TITLE, Conversation, InvalidConversation, make_message
 from history.search import search, search_table
-from history.store import ConversationChanged, ConversationNotFound
+from history.stores import json_store
+from history.stores.base import ConversationChanged, ConversationNotFound
+from history.stores.json_store import encode
+from history.transfer.export import all_conversations_zip
+from history.transfer.importers import import_file
 
 
 @pytest.fixture

@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from history import atomic, json_store, summary_cache
-from history.backend import open_store
+from history import summary_cache
 from history.models import Conversation, make_message
-from history.sql_schema import is_database_url
+from history.stores import atomic, json_store
+from history.stores.backend import open_store
+from history.stores.sql_schema import is_database_url
 
 ROUNDS = 24
 SEED = 20240611

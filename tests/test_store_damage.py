@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from history.json_store import MAX_FILE_BYTES, JsonHistoryStore
 from history.models import Conversation, InvalidConversation, is_valid_id, make_message
-from history.store import ConversationNotFound, UnreadableFile
+from history.stores.base import ConversationNotFound, UnreadableFile
+from history.stores.json_store import MAX_FILE_BYTES, JsonHistoryStore
 
 HUGE_BYTES = 50 * 2**20
 

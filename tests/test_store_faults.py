@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from history import atomic, json_store, sql_schema
-from history.backend import open_store
 from history.errors import (
     ConversationExists,
     ConversationTooLarge,
@@ -30,11 +28,13 @@ from history.errors import (
     HistoryFull,
     HistoryReadOnly,
 )
-from history.importers import ALREADY_HERE, import_file
-from history.json_store import JsonHistoryStore
 from history.models import Conversation
-from history.sql_schema import engine_for, engine_options, transaction
-from history.sql_store import SqlHistoryStore
+from history.stores import atomic, json_store, sql_schema
+from history.stores.backend import open_store
+from history.stores.json_store import JsonHistoryStore
+from history.stores.sql_schema import engine_for, engine_options, transaction
+from history.stores.sql_store import SqlHistoryStore
+from history.transfer.importers import ALREADY_HERE, import_file
 from tests.backends import _forget_engine
 from tests.disks import can_fill_disks, small_disk, snapshot
 

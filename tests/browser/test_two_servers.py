@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from bench.live_app import LiveApp, open_app, streamlit_app
-from history.backend import open_store
+from history.stores.backend import open_store
 from tests.browser.ui import bubble, expect_history_rows, messages, send, sidebar_button
 from tests.openai_server import Script
 

@@ -1,8 +1,8 @@
 """Conversations in a SQL database (PostgreSQL, or SQLite) through SQLAlchemy: the HistoryStore
 contract of the JSON folder, for servers that share one database.
 
-Tables, locking and the schema version: history/sql_schema.py. How a conversation maps onto rows
-without losing anything: history/sql_rows.py.
+Tables, locking and the schema version: history/stores/sql_schema.py. How a conversation maps onto rows
+without losing anything: history/stores/sql_rows.py.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from history.changes import Change, ChangingStore
 from history.errors import ConversationExists
-from history.json_store import encode
 from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
-from history.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
-from history.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
-from history.store import ConversationNotFound, UnreadableFile
+from history.stores.base import ConversationNotFound, UnreadableFile
+from history.stores.changes import Change, ChangingStore
+from history.stores.json_store import encode
+from history.stores.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
+from history.stores.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
 
 ADVICE = "fix or delete its rows in the history database and reload"
 MAX_OWNER_LENGTH = 200

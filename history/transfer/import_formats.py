@@ -2,7 +2,7 @@
 
 Every converter validates what it reads and adds conversations not yet saved to a Parsed (up to its
 limits), returning the format's name, or raises ImportFailed, so a bad file saves nothing. ChatGPT
-exports are in history.chatgpt_import.
+exports are in history.transfer.chatgpt_import.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from history.errors import ConversationTooLarge
-from history.import_limits import ImportLimits
-from history.json_store import MAX_FILE_BYTES, encode
-from history.legacy import parse_flask_history
 from history.models import (
     DEFAULT_TITLE,
     MAX_TITLE_LENGTH,
@@ -27,6 +24,9 @@ from history.models import (
     title_from,
     utc_now,
 )
+from history.stores.json_store import MAX_FILE_BYTES, encode
+from history.stores.legacy import parse_flask_history
+from history.transfer.import_limits import ImportLimits
 
 FORMAT_SCHEMA = "history file"
 FORMAT_FLASK = "Flask app history"

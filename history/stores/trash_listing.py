@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from history.atomic import Unreadable
 from history.models import ConversationSummary
+from history.stores.atomic import Unreadable
 from history.summary_cache import SUFFIX, Parser, PerFolder, StatKey, stat_key
 
 

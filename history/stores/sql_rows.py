@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from history.models import SCHEMA_VERSION, Conversation, ConversationSummary, InvalidConversation, is_valid_id
-from history.sql_schema import messages
+from history.stores.sql_schema import messages
 from history.summary_cache import order_of
 
 _CONVERSATION_TEXT = ("title", "created_at", "updated_at", "model")

@@ -15,9 +15,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from history.atomic import tighten
-from history.json_store import JsonHistoryStore
-from history.sql_schema import (
+from history.stores.atomic import tighten
+from history.stores.base import HistoryStore
+from history.stores.json_store import JsonHistoryStore
+from history.stores.sql_schema import (
     conversations,
     engine_for,
     ensure_upgraded,
@@ -25,8 +26,7 @@ from history.sql_schema import (
     owners,
     transaction,
 )
-from history.sql_store import SqlHistoryStore
-from history.store import HistoryStore
+from history.stores.sql_store import SqlHistoryStore
 
 USERS_DIR = "users"
 _OWNER = re.compile(r"^[A-Za-z0-9_-]{1,100}(/[A-Za-z0-9_-]{1,100})*$")

@@ -13,7 +13,15 @@ from datetime import datetime
 from pathlib import Path
 
 from history import strict_json
-from history.atomic import (
+from history.errors import ConversationExists, ConversationTooLarge
+from history.models import (
+    Conversation,
+    ConversationSummary,
+    InvalidConversation,
+    check_message,
+    is_valid_id,
+)
+from history.stores.atomic import (
     Unreadable,
     exclusive,
     fsync_dir,
@@ -22,20 +30,18 @@ from history.atomic import (
     tighten,
     write_atomic,
 )
-from history.changes import ChangingStore
-from history.errors import ConversationExists, ConversationTooLarge
-from history.folder_faults import folder_faults
-from history.legacy import COPY_ID, LEGACY_ID, continuation_of, legacy_conversation, parse_flask_history
-from history.models import (
-    Conversation,
-    ConversationSummary,
-    InvalidConversation,
-    check_message,
-    is_valid_id,
+from history.stores.base import ConversationNotFound, UnreadableFile
+from history.stores.changes import ChangingStore
+from history.stores.folder_faults import folder_faults
+from history.stores.legacy import (
+    COPY_ID,
+    LEGACY_ID,
+    continuation_of,
+    legacy_conversation,
+    parse_flask_history,
 )
-from history.store import ConversationNotFound, UnreadableFile
+from history.stores.trash_listing import Trashed, TrashListing, TrashScan, trash_listing_for
 from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
-from history.trash_listing import Trashed, TrashListing, TrashScan, trash_listing_for
 
 MAX_FILE_BYTES = 20 * 2**20
 LOCKS_DIR = ".locks"

@@ -19,10 +19,10 @@ stale copy. Reads on PostgreSQL are REPEATABLE READ, so a conversation and its m
 from one snapshot.
 
 Every wait is bounded, and every failure is one of history/errors.py's exceptions
-(history/sql_faults.py says which): connecting (CONNECT_TIMEOUT), waiting for a pooled connection
+(history/stores/sql_faults.py says which): connecting (CONNECT_TIMEOUT), waiting for a pooled connection
 (POOL_TIMEOUT), for a lock (LOCK_TIMEOUT: PostgreSQL's lock_timeout, SQLite's busy timeout), for a
 statement (STATEMENT_TIMEOUT, PostgreSQL's statement_timeout), and for a server that never answers
-(history/sql_deadline.py). A pooled connection that died (the server restarted) is replaced before use
+(history/stores/sql_deadline.py). A pooled connection that died (the server restarted) is replaced before use
 (pre-ping), or, on an engine without pre-ping, when the transaction's first statement fails on it.
 """
 
@@ -40,10 +40,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from history import sql_deadline
-from history.atomic import LOCK_TIMEOUT
 from history.errors import HistoryUnavailable
-from history.sql_faults import database_error, is_locked, unanswered
+from history.stores import sql_deadline
+from history.stores.atomic import LOCK_TIMEOUT
+from history.stores.sql_faults import database_error, is_locked, unanswered
 
 SCHEMA_VERSION = 1
 CONNECT_TIMEOUT = 5  # seconds to open a connection (libpq takes whole seconds)

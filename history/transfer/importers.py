@@ -3,7 +3,7 @@
 Formats: this app's history files (one, a list, or the export zip), ChatGPT's conversations.json
 (or its data-export zip), an OpenAI messages list, and the Flask MVP's list. A file is validated
 and converted before anything is written, so a malformed one imports nothing; it is read only up to
-the import limits (history/import_limits.py): a list is decoded one item at a time and the rest is
+the import limits (history/transfer/import_limits.py): a list is decoded one item at a time and the rest is
 never decoded once the conversation limit is reached, and a zip is never unpacked past its budget.
 """
 
@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from history import strict_json
-from history.chatgpt_import import chatgpt_conversations, id_at
 from history.errors import ConversationExists, HistoryUnavailable
-from history.export import README_NAME
-from history.import_formats import (
+from history.models import MAX_TITLE_LENGTH, ROLES, utc_now
+from history.search import imported_sources
+from history.stores.base import HistoryStore
+from history.transfer.chatgpt_import import chatgpt_conversations, id_at
+from history.transfer.export import README_NAME
+from history.transfer.import_formats import (
     ACCEPTED,
     FORMAT_FLASK,
     FORMAT_OPENAI,
@@ -32,10 +35,7 @@ from history.import_formats import (
     openai_conversation,
     schema_conversations,
 )
-from history.import_limits import ImportLimits, mb
-from history.models import MAX_TITLE_LENGTH, ROLES, utc_now
-from history.search import imported_sources
-from history.store import HistoryStore
+from history.transfer.import_limits import ImportLimits, mb
 
 __all__ = ["ACCEPTED", "ImportFailed", "ImportLimits", "ImportReport", "import_file"]
 

@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from history.import_formats import FORMAT_CHATGPT, Candidate, ImportFailed, Parsed, with_source
 from history.models import MAX_TITLE_LENGTH, Conversation, shown_title, shown_value, utc_now
+from history.transfer.import_formats import FORMAT_CHATGPT, Candidate, ImportFailed, Parsed, with_source
 
 TEXT_TYPES = ("text", "multimodal_text")
 UNTITLED = "Untitled"

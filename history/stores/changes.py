@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from history.models import Conversation, check_message, utc_now
-from history.store import ConversationChanged
+from history.stores.base import ConversationChanged
 
 Change = Callable[[Conversation], None]
 

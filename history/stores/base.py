@@ -1,5 +1,5 @@
-"""The history store interface: the JSON folder (history/json_store.py) and SQLAlchemy
-(history/sql_store.py) implement it."""
+"""The history store interface: the JSON folder (history/stores/json_store.py) and SQLAlchemy
+(history/stores/sql_store.py) implement it."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ import unicodedata
 import zipfile
 from datetime import UTC, datetime
 
-from history.json_store import encode
 from history.models import Conversation, InvalidConversation
-from history.store import ConversationNotFound, HistoryStore, readable_conversations
+from history.stores.base import ConversationNotFound, HistoryStore, readable_conversations
+from history.stores.json_store import encode
 
 README_NAME = "README.txt"
 _SLUG_LENGTH = 50

@@ -1,0 +1,1 @@
+"""Where conversations are kept: one abstract store, the JSON folder and the database."""

@@ -1,0 +1,1 @@
+"""Conversations in and out of a store: import formats, export, and copying between stores."""
