@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages import chat, history, insights, sidebar
 from app_pages.safe_text import plain
-from app_pages.shared import App, open_conversation, show_notice, state
+from app_pages.session import session
+from app_pages.shared import App, open_conversation, show_notice
 from chatbot.access import Access, resolve_access
 from chatbot.chat import ChatService
 from chatbot.errors import ChatError
@@ -137,17 +138,17 @@ app = App(settings, access, store, provider, model, service, profile, get_replie
 
 def start_visit() -> None:
     """A new visit, or another user signed in: reopen their latest conversation."""
-    state.dialog_open = False
+    session().dialog_open = False
     try:
         open_conversation(service.restore_latest())
     except HistoryError as error:
         open_conversation(service.new_conversation())
-        state.error = error.message
-    state.go_to = None
-    state.folder = access.folder
+        session().error = error.message
+    session().go_to = None
+    session().folder = access.folder
 
 
-if state.get("folder") != access.folder:
+if session().folder != access.folder:
     start_visit()
 
 app.pages = {
@@ -163,7 +164,7 @@ try:
     sidebar.render(app)
 except HistoryError as error:  # the page below still works
     st.sidebar.error(plain(error.message), icon=":material/error:")
-target = app.pages.get(state.pop("go_to", None) or "")
+target = app.pages.get(session().take("go_to") or "")
 if target is not None and target.url_path != page.url_path:
     st.switch_page(target)
 show_notice(app)

@@ -6,8 +6,8 @@ import streamlit as st
 
 from app_pages.reply_view import attach, bubble, follow, render_unsaved, watch_elsewhere
 from app_pages.safe_text import markdown, note, plain
+from app_pages.session import MESSAGE_WINDOW, session
 from app_pages.shared import (
-    MESSAGE_WINDOW,
     App,
     delete,
     export_buttons,
@@ -16,7 +16,6 @@ from app_pages.shared import (
     reload_after,
     rename,
     start_fresh,
-    state,
 )
 from chatbot.chat import (
     awaiting_reply,
@@ -36,9 +35,9 @@ FEEDBACK_VALUES = {"up": 1, "down": 0}  # st.feedback's thumbs: 1 is up, 0 is do
 
 @guarded
 def save_feedback(app: App, index: int, key: str) -> None:
-    rating = {value: name for name, value in FEEDBACK_VALUES.items()}.get(state[key])
+    rating = {value: name for name, value in FEEDBACK_VALUES.items()}.get(st.session_state[key])
     try:
-        state.conversation = app.service.set_feedback(state.conversation, index, rating)
+        session().conversation = app.service.set_feedback(session().conversation, index, rating)
     except ConversationChanged as error:
         reload_after(app, error)
 
@@ -53,7 +52,7 @@ def render_welcome(app: App) -> None:
         for number, starter in enumerate(app.profile.starters):
             columns[number % len(columns)].button(
                 plain(starter, one_line=True), key=f"starter_{number}", icon=":material/chat_bubble:",
-                width="stretch", on_click=state.update, kwargs={"starter": starter},
+                width="stretch", on_click=session().update, kwargs={"starter": starter},
             )
 
 
@@ -70,7 +69,7 @@ def render_message(app: App, message: dict, index: int | None = None) -> None:
                     st.caption(f"Version {number:d}")
                     st.markdown(markdown(version.get("content", "")))
         if index is not None and message["role"] == "assistant":
-            key = f"feedback_{state.conversation.id}_{index}_{message['created_at']}"
+            key = f"feedback_{session().conversation.id}_{index}_{message['created_at']}"
             st.feedback(
                 "thumbs",
                 key=key,
@@ -86,30 +85,30 @@ def send(app: App, prompt: str, replying: bool) -> bool:
         refused = ChatError("reply_in_progress").message
     else:
         try:
-            state.conversation = app.service.add_user_message(state.conversation, prompt)
-            state.pop("carry_over", None)
+            session().conversation = app.service.add_user_message(session().conversation, prompt)
+            session().take("carry_over")
             return True
         except ChatError as error:
             refused = error.message
             if error.kind == "conversation_full":
-                state.carry_over = prompt
+                session().carry_over = prompt
         except HistoryError as error:
             refused = error.message
             if isinstance(error, ConversationNotFound):
-                notify(error.message, "error", undo=state.conversation.id, label="Restore")
+                notify(error.message, "error", undo=session().conversation.id, label="Restore")
                 refused = None
-    state.error = refused
-    state.returned_prompt = prompt
+    session().error = refused
+    session().returned_prompt = prompt
     st.rerun()
     return False
 
 
 def continue_fresh(app: App) -> None:
     """Start a new conversation with the message a full one could not take, ready to send."""
-    prompt = state.pop("carry_over", "")
+    prompt = session().take("carry_over") or ""
     start_fresh(app)
-    state.go_to = None
-    state.returned_prompt = prompt
+    session().go_to = None
+    session().returned_prompt = prompt
 
 
 def render_header(app: App, conversation: Conversation) -> None:
@@ -135,10 +134,11 @@ def render_header(app: App, conversation: Conversation) -> None:
 @guarded
 def edit_last(app: App, key: str) -> None:
     try:
-        state.conversation = app.service.edit_last_user_message(state.conversation, state[key])
-        state.pending = "reply"
+        current = session()
+        current.conversation = app.service.edit_last_user_message(current.conversation, st.session_state[key])
+        current.pending = "reply"
     except ChatError as error:
-        state.error = error.message
+        session().error = error.message
     except ConversationChanged as error:
         reload_after(app, error)
 
@@ -148,11 +148,12 @@ def render_turn_controls(app: App, conversation: Conversation) -> None:
     columns = st.columns(3)
     if awaiting_reply(conversation):
         columns[0].button(
-            "Retry", icon=":material/refresh:", on_click=state.update, kwargs={"pending": "reply"}
+            "Retry", icon=":material/refresh:", on_click=session().update, kwargs={"pending": "reply"}
         )
     elif pending_action(conversation, "regenerate"):
         columns[0].button(
-            "Regenerate", icon=":material/autorenew:", on_click=state.update, kwargs={"pending": "regenerate"}
+            "Regenerate", icon=":material/autorenew:", on_click=session().update,
+            kwargs={"pending": "regenerate"},
         )
     index = last_user_index(conversation)
     if index is not None:
@@ -179,8 +180,8 @@ class ChatBox:
     drawn = False
 
     def draw(self) -> str | None:
-        if "returned_prompt" in state:  # put a refused message back in the box
-            state.prompt = state.pop("returned_prompt")
+        if session().returned_prompt is not None:  # put a refused message back in the box
+            st.session_state.prompt = session().take("returned_prompt")
         self.drawn = True
         return st.chat_input("Message the assistant", key="prompt", submit_mode="disable")
 
@@ -188,52 +189,52 @@ class ChatBox:
 def render_chat(app: App, box: ChatBox) -> None:
     job = attach(app)
     following = job is not None and job.live
-    conversation = state.conversation
+    conversation = session().conversation
     render_header(app, conversation)
-    pending = None if following else pending_action(conversation, state.pop("pending", None))
+    pending = None if following else pending_action(conversation, session().take("pending"))
     messages = conversation.messages
     if following:
         messages = job.history
     elif pending == "regenerate" or (job is not None and job.unsaved and is_streaming(messages[-1])):
         messages = messages[:-1]  # the reply being replaced, or the unsaved reply's last checkpoint
-    hidden, shown = visible_messages(messages, state.window)
+    hidden, shown = visible_messages(messages, session().window)
     if hidden and st.button(
         f"Show {min(hidden, MESSAGE_WINDOW):d} earlier messages ({hidden:d} hidden)",
         icon=":material/expand_less:",
     ):
-        state.window += MESSAGE_WINDOW
+        session().window += MESSAGE_WINDOW
         st.rerun()
-    if not conversation.messages and not state.get("prompt") and "starter" not in state:
+    if not conversation.messages and not st.session_state.get("prompt") and session().starter is None:
         render_welcome(app)  # until the first message is sent, even in the run that sends it
     for index, message in shown:
         render_message(app, message, index)
     if job is not None and job.unsaved:
         render_unsaved(app, job)
-    if state.error:
-        st.error(plain(state.error), icon=":material/error:")
-    if "carry_over" in state:
+    if session().error:
+        st.error(plain(session().error), icon=":material/error:")
+    if session().carry_over is not None:
         st.button("Continue in a new conversation", icon=":material/add_comment:", type="primary",
                   on_click=continue_fresh, args=(app,))
     if not pending and not following and not (job is not None and job.unsaved):
         render_turn_controls(app, conversation)
     if conversation.messages and is_streaming(conversation.messages[-1]) and not following:
         watch_elsewhere(app, conversation)
-    prompt = box.draw() or state.pop("starter", None)
+    prompt = box.draw() or session().take("starter")
     if prompt and send(app, prompt, replying=following):
-        render_message(app, state.conversation.messages[-1])
+        render_message(app, session().conversation.messages[-1])
         pending = "reply"
     if pending == "reply":
         try:
-            scripted = app.service.scripted_reply(state.conversation)
+            scripted = app.service.scripted_reply(session().conversation)
         except HistoryError as error:
-            state.error, scripted = error.message, None
+            session().error, scripted = error.message, None
             pending = None
         if scripted is not None:  # answered at once from the bot profile, without the model
-            state.conversation, state.error = scripted, None
+            session().conversation, session().error = scripted, None
             st.rerun()
     if pending:
-        state.error = None
-        job = app.replies.start(app.service, state.conversation, regenerate=pending == "regenerate")
+        session().error = None
+        job = app.replies.start(app.service, session().conversation, regenerate=pending == "regenerate")
         following = True
     if following:  # last: the chat box above stays usable while the reply streams in
         follow(app, job)

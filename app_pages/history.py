@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from app_pages.safe_text import plain
+from app_pages.session import session
 from app_pages.shared import (
     App,
     delete,
@@ -17,7 +18,6 @@ from app_pages.shared import (
     open_conversation,
     rename,
     restore,
-    state,
 )
 from history.errors import ConversationNotFound, HistoryError
 from history.listing import conversations_table, filter_table
@@ -62,8 +62,8 @@ def import_upload(app: App, upload) -> None:
                "server's log). Whatever came in before it is in the history; the file was not read again.",
                "error")
     finally:
-        state.upload_key = state.get("upload_key", 0) + 1  # clears the uploader
-        state.table_key = state.get("table_key", 0) + 1
+        session().upload_key += 1  # clears the uploader
+        session().table_key += 1
     st.rerun()
 
 
@@ -77,7 +77,7 @@ def render_tools(app: App) -> None:
         upload = st.file_uploader(
             "ChatGPT export, this app's JSON or zip, the Flask history, or an OpenAI messages list",
             type=["json", "zip"], max_upload_size=MAX_IMPORT_BYTES // 2**20,
-            key=f"import_{state.get('upload_key', 0)}",
+            key=f"import_{session().upload_key}",
         )
         if upload is not None:
             import_upload(app, upload)
@@ -178,10 +178,10 @@ def render(app: App) -> None:
             "No saved conversations yet. Start chatting and they will appear here."
         )
     else:
-        key = f"history_table_{state.get('table_key', 0)}_{query}_{dates}_{managing}"
+        key = f"history_table_{session().table_key}_{query}_{dates}_{managing}"
         ids = list(table["id"])
-        shown_ids = state.get("history_rows", {}).get(key) or ids  # the rows as drawn when the user picked
-        state.history_rows = {key: ids}
+        shown_ids = session().history_rows.get(key) or ids  # the rows as drawn when the user picked
+        session().history_rows = {key: ids}
         event = st.dataframe(
             table,
             key=key,

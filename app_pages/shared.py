@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from app_pages.safe_text import plain
+from app_pages.session import MESSAGE_WINDOW, Notice, session
 from chatbot.access import Access
 from chatbot.chat import ChatService
 from chatbot.profile import Profile
@@ -20,9 +21,6 @@ from history.errors import ConversationExists, ConversationNotFound, HistoryErro
 from history.models import Conversation
 from history.stores.base import HistoryStore
 from history.transfer.export import conversation_json, conversation_markdown, export_filename
-
-state = st.session_state
-MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
 
 
 @dataclass
@@ -42,11 +40,11 @@ class App:
 
 def open_conversation(conversation: Conversation) -> None:
     """Show this conversation in the chat, from its newest messages; the chat page is opened next."""
-    state.conversation = conversation
-    state.error = None
-    state.window = MESSAGE_WINDOW
-    state.pop("pending", None)
-    state.go_to = "chat"
+    session().conversation = conversation
+    session().error = None
+    session().window = MESSAGE_WINDOW
+    session().take("pending")
+    session().go_to = "chat"
 
 
 def start_fresh(app: App) -> None:
@@ -54,8 +52,8 @@ def start_fresh(app: App) -> None:
 
 
 def show_history() -> None:
-    state.table_key = state.get("table_key", 0) + 1  # a fresh table starts with no row selected
-    state.go_to = "history"
+    session().table_key += 1  # a fresh table starts with no row selected
+    session().go_to = "history"
 
 
 NOTICES = {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}
@@ -63,17 +61,17 @@ NOTICES = {"success": st.success, "warning": st.warning, "error": st.error, "inf
 
 def notify(text: str, kind: str = "success", undo: str | None = None, label: str = "Undo") -> None:
     """A message shown once, at the top of the next run; `undo` is a deleted id to offer back."""
-    state.notice = (kind, text, undo, label)
+    session().notice = Notice(kind, text, undo, label)
 
 
 def show_notice(app: App) -> None:
-    if "notice" not in state:
+    notice = session().take("notice")
+    if notice is None:
         return
-    kind, text, undo, label = state.pop("notice")
-    NOTICES[kind](plain(text))
-    if undo:
-        st.button(plain(label, one_line=True), icon=":material/undo:", key="undo_delete", on_click=restore,
-                  args=(app, undo))
+    NOTICES[notice.kind](plain(notice.text))
+    if notice.undo:
+        st.button(plain(notice.label, one_line=True), icon=":material/undo:", key="undo_delete",
+                  on_click=restore, args=(app, notice.undo))
 
 
 def guarded(callback: Callable[..., None]) -> Callable[..., None]:
@@ -105,9 +103,9 @@ def delete(app: App, conversation: Conversation) -> None:
     """Move a conversation to the trash, offering Undo; the chat moves on to a fresh one if it was open."""
     with contextlib.suppress(ConversationNotFound):  # deleted in another tab already
         app.store.delete(conversation.id)
-    if state.conversation.id == conversation.id:
+    if session().conversation.id == conversation.id:
         start_fresh(app)
-        state.go_to = None
+        session().go_to = None
     notify(f"Deleted “{conversation.title}”. History → Recently deleted brings it back.",
            undo=conversation.id)
 
@@ -116,13 +114,13 @@ def delete(app: App, conversation: Conversation) -> None:
 def rename(app: App, conversation_id: str, key: str) -> None:
     """Give a conversation the title typed in widget `key`; the open chat and the history table follow."""
     try:
-        renamed = app.service.rename(conversation_id, state[key])
+        renamed = app.service.rename(conversation_id, st.session_state[key])
     except ValueError as error:  # an empty title; a history failure is @guarded's
         notify(str(error), "error")
         return
-    if state.conversation.id == conversation_id:
-        state.conversation = renamed
-    state.table_key = state.get("table_key", 0) + 1
+    if session().conversation.id == conversation_id:
+        session().conversation = renamed
+    session().table_key += 1
 
 
 def export_buttons(app: App, conversation: Conversation, places=(st, st), width: str = "content") -> None:
@@ -143,6 +141,6 @@ def reload_after(app: App, error: Exception) -> None:
     """Another tab changed the conversation: show it as saved now, and say so."""
     notify(str(error), "warning")
     try:
-        state.conversation = app.service.open(state.conversation.id)
+        session().conversation = app.service.open(session().conversation.id)
     except ConversationNotFound:
         start_fresh(app)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.safe_text import code, note, plain
-from app_pages.shared import App, show_history, start_fresh, state
+from app_pages.session import session
+from app_pages.shared import App, show_history, start_fresh
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
 from history.errors import HistoryError
@@ -22,7 +23,7 @@ def server_models(_provider, backend_key: tuple) -> list[str]:
 
 
 def close_dialog() -> None:
-    state.dialog_open = False
+    session().dialog_open = False
 
 
 @st.dialog("New Session", on_dismiss=close_dialog)
@@ -66,13 +67,13 @@ def settings_form(app: App, conversation: Conversation) -> None:
         if st.form_submit_button("Save settings", icon=":material/save:"):
             try:
                 options = ConversationSettings.from_form(temperature, prompt)
-                state.conversation = app.service.configure(conversation, chosen, options)
+                session().conversation = app.service.configure(conversation, chosen, options)
                 st.toast("Settings saved for this conversation.", icon=":material/check:")
             except HistoryError as error:  # the form keeps what was typed, to save again
                 st.error(plain(error.message))
             except ValueError as error:
                 st.error(plain(str(error)))
-    st.caption(plain(app.service.context_estimate(state.conversation).describe()))
+    st.caption(plain(app.service.context_estimate(session().conversation).describe()))
 
 
 def locked_prompt_note(app: App, conversation: Conversation) -> str:
@@ -86,19 +87,19 @@ def locked_prompt_note(app: App, conversation: Conversation) -> str:
 def render(app: App) -> None:
     with st.sidebar:
         st.header(plain(app.profile.name, one_line=True))
-        st.caption(f"**{plain(state.conversation.title, one_line=True)}**")
+        st.caption(f"**{plain(session().conversation.title, one_line=True)}**")
         if st.button("New Session", icon=":material/add_comment:", width="stretch"):
-            state.dialog_open = True
+            session().dialog_open = True
         if st.button("Load History", icon=":material/history:", width="stretch"):
             show_history()
         if st.button("Start Fresh", icon=":material/edit_square:", width="stretch"):
             start_fresh(app)
         with st.expander("Conversation settings", icon=":material/tune:"):
-            settings_form(app, state.conversation)
+            settings_form(app, session().conversation)
         st.divider()
-        model = app.service.model_for(state.conversation) or "none"
+        model = app.service.model_for(session().conversation) or "none"
         st.caption(f"Answering: **{plain(app.provider.backend)}** · {code(model)}")
-        if app.service.refuses_model(state.conversation):
+        if app.service.refuses_model(session().conversation):
             st.caption(
                 ":material/block: This conversation was saved with a model this app does not allow "
                 f"(CHATBOT_ALLOWED_MODELS), so {code(model)} answers it instead."
@@ -111,5 +112,5 @@ def render(app: App) -> None:
             st.button("Sign in to keep your history private", on_click=st.login)
         for problem in app.store.unreadable():
             st.warning(plain(problem.message))
-    if state.get("dialog_open"):
+    if session().dialog_open:
         new_session_dialog(app)

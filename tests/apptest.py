@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from app_pages.session import KEY as SESSION_KEY
 from chatbot.profile import load_profile
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -23,6 +24,11 @@ def visit(base_url: str, **secrets: object) -> AppTest:
     for name, value in secrets.items():
         at.secrets[name] = value
     return at.run()
+
+
+def go_to(at: AppTest, page: str) -> None:
+    """Ask the next run to open `page` ("chat", "history", "insights"), as the app's own links do."""
+    at.session_state[SESSION_KEY].go_to = page
 
 
 def chat(at: AppTest) -> list[tuple[str, str]]:

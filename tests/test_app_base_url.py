@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from chatbot.settings import shown_url
-from tests.apptest import send, visit
+from tests.apptest import go_to, send, visit
 from tests.apptest import shown as as_read
 from tests.openai_server import Script
 from tests.test_secrets import page_text
@@ -117,5 +117,5 @@ def test_a_model_list_that_cannot_be_read_names_the_server_without_its_credentia
     assert says in as_read(error.value)
     assert leaks(page_text(at)) == []
     for page in ("history", "insights"):
-        at.session_state["go_to"] = page
+        go_to(at, page)
         assert leaks(page_text(at.run())) == [], page

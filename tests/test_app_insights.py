@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from history.stores.json_store import JsonHistoryStore
+from tests.apptest import go_to
 from tests.test_insights import HISTORY, save
 
 
@@ -17,7 +18,7 @@ def insights(new_visit, history_dir):
     for cid, messages in HISTORY.items():
         save(store, cid, messages)
     at = new_visit()
-    at.session_state["go_to"] = "insights"
+    go_to(at, "insights")
     return at.run()
 
 
@@ -73,7 +74,7 @@ def test_the_date_range_narrows_every_figure(insights):
 
 def test_an_empty_history_says_insights_come_with_use(new_visit):
     at = new_visit()
-    at.session_state["go_to"] = "insights"
+    go_to(at, "insights")
     at.run()
     assert at.info[0].value.startswith("No conversations yet.")
 
@@ -83,7 +84,7 @@ def test_conversations_centuries_apart_draw_a_few_dozen_rows_not_every_day(new_v
     save(store, "early", [HISTORY["a"][0] | {"created_at": "1677-09-22T12:00:00.000Z"}])
     save(store, "late", [HISTORY["a"][0] | {"created_at": "2262-04-10T12:00:00.000Z"}])
     at = new_visit()
-    at.session_state["go_to"] = "insights"
+    go_to(at, "insights")
     at.run()
     assert not at.exception
     assert metrics(at)["Conversations"] == "2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apptest import button, chat, saved, send
+from tests.apptest import button, chat, go_to, saved, send
 from tests.openai_server import Script
 
 OPENAI_FORMAT = "did not answer in the OpenAI format"
@@ -80,7 +80,7 @@ def visit_every_page(at):
     """Open the Chat, History and Insights pages in turn; each must render without an exception."""
     assert not at.exception and at.chat_input
     for page in ("history", "insights", "chat"):
-        at.session_state["go_to"] = page
+        go_to(at, page)
         at.run()
         assert not at.exception, page
     return at
