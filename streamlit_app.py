@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app_pages import chat, history, insights, sidebar
 from app_pages.safe_text import plain
 from app_pages.session import session
-from app_pages.shared import App, open_conversation, show_notice
+from app_pages.shared import App, open_conversation, show_notice, wait_for_history
 from chatbot.access import Access, resolve_access
 from chatbot.chat import ChatService
 from chatbot.errors import ChatError
@@ -25,9 +25,8 @@ from chatbot.replies import ReplyWorkers
 from chatbot.settings import Settings, SettingsError, load_settings
 from history.errors import HistoryError
 from history.stores.backend import history_store
-from history.stores.base import HistoryStore
+from history.stores.base import HistoryStore, prepare_in_background
 from history.stores.sql_schema import engine_options
-from history.warm_up import start_warm_up
 
 st.set_page_config(page_title="Chatbot", page_icon="💬")
 
@@ -44,9 +43,9 @@ def read_secrets() -> dict:
 def get_store(
     history_dir: str, folder: str, database_key: str | None, _database=None, legacy: str | None = None
 ) -> HistoryStore:
-    """The history store, once per process and folder; its caches start filling in the background."""
+    """The history store, once per process and folder; its index is brought up to date in the background."""
     store = history_store(Path(history_dir), Path(folder), _database, legacy=legacy and Path(legacy))
-    start_warm_up(store)
+    prepare_in_background(store)
     return store
 
 
@@ -148,6 +147,7 @@ def start_visit() -> None:
     session().folder = access.folder
 
 
+wait_for_history(store)
 if session().folder != access.folder:
     start_visit()
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from app_pages.safe_text import plain
-from app_pages.session import session
+from app_pages.session import HISTORY_PAGE, session
 from app_pages.shared import (
     App,
     delete,
@@ -20,7 +20,7 @@ from app_pages.shared import (
     restore,
 )
 from history.errors import ConversationNotFound, HistoryError
-from history.listing import conversations_table, filter_table
+from history.listing import conversations_table
 from history.models import ConversationSummary
 from history.search import search_table
 from history.transfer.export import all_conversations_filename, all_conversations_zip
@@ -169,9 +169,13 @@ def render(app: App) -> None:
     query = query_column.text_input("Search", placeholder="Search every message", icon=":material/search:")
     dates = dates_column.date_input("Updated between", value=(), format="YYYY-MM-DD")
     managing = manage_column.toggle("Manage", help="Pick a row to rename, export or delete it.")
-    table = search_table(app.store, query) if query.strip() else conversations_table(app.store.list())
-    first, last = (*dates, None, None)[:2]
-    table = filter_table(table, first, last)
+    days = (*dates, None, None)[:2]
+    wanted = session().history_shown  # one more than shown says whether there are more
+    if query.strip():
+        table = search_table(app.store.search(query, wanted + 1, days=days))
+    else:
+        table = conversations_table(app.store.page(wanted + 1, days=days), ordered=True)
+    more, table = len(table) > wanted, table.head(wanted)
     if table.empty:
         st.info(
             "Nothing matches. Change the search or the dates." if query.strip() or dates else
@@ -203,4 +207,10 @@ def render(app: App) -> None:
                 st.rerun()
         else:
             st.caption("Pick a row to manage it." if managing else "Pick a row to open that conversation.")
+        if more:
+            st.button(
+                "Show more", icon=":material/expand_more:", on_click=session().update,
+                kwargs={"history_shown": wanted + HISTORY_PAGE},
+                help=f"Shows the next {HISTORY_PAGE} conversations.",
+            )
     render_tools(app)

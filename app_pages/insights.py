@@ -20,7 +20,6 @@ from history.insights import (
     to_csv,
     top_first_questions,
 )
-from history.insights_cache import insight_rows
 
 LABELS = {
     "conversations": "Conversations",
@@ -71,7 +70,7 @@ def chart_with_data(title: str, data: pd.DataFrame, kind: str, columns: list[str
 
 def render(app: App) -> None:
     st.subheader("Insights")
-    rows = insight_rows(app.store)
+    rows = app.store.insight_rows()
     if rows.empty:
         st.info("No conversations yet. Insights appear once people start chatting.")
         return

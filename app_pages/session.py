@@ -15,6 +15,7 @@ from history.models import Conversation
 
 KEY = "chatbot_session"
 MESSAGE_WINDOW = 50  # messages rendered at first; long chats show earlier ones on request
+HISTORY_PAGE = 100  # rows of the History table drawn at first, and added by each "Show more"
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Session:
     table_key: int = 0  # a new value draws the History table afresh, with no row selected
     upload_key: int = 0  # a new value empties the import uploader
     history_rows: dict[str, list[str]] = field(default_factory=dict)  # the table's ids as last drawn
+    history_shown: int = HISTORY_PAGE  # rows of the History table drawn
 
     def update(self, **changes) -> None:
         """Set several fields at once: a widget callback's `kwargs`."""

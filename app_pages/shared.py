@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,19 @@ from history.errors import ConversationExists, ConversationNotFound, HistoryErro
 from history.models import Conversation
 from history.stores.base import HistoryStore
 from history.transfer.export import conversation_json, conversation_markdown, export_filename
+
+
+def wait_for_history(store: HistoryStore) -> None:
+    """While the history's index is built (a first start on a large folder), show how far it got
+    instead of a page that seems to hang."""
+    if store.progress() is None:
+        return
+    bar = st.progress(0.0, text="Preparing the history…")
+    while (progress := store.progress()) is not None:
+        done, total = progress
+        bar.progress(done / total, text=f"Preparing the history: {done:,} of {total:,} conversations read…")
+        time.sleep(0.25)
+    bar.empty()
 
 
 @dataclass

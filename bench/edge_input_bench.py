@@ -72,9 +72,9 @@ def insights_page(root: str) -> None:
 def per_day_page(root: str) -> None:
     """Baseline: the first chart of the page, and its numbers, as they were drawn: one row per day."""
     import streamlit as st
+    from history.insights_cache import insight_rows
 
     from bench.edge_input_bench import per_day_activity
-    from history.insights_cache import insight_rows
     from history.stores.json_store import JsonHistoryStore
 
     activity = per_day_activity(insight_rows(JsonHistoryStore(root)))

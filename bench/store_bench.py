@@ -38,7 +38,7 @@ from bench import report as rp
 from bench.history_bench import save_turn
 from history import summary_cache
 from history.models import Conversation, make_message
-from history.stores import sql_schema
+from history.stores import sql_derived, sql_schema
 from history.stores.backend import open_store
 from history.stores.base import HistoryStore
 from history.stores.sql_rows import conversation_values, message_values
@@ -71,6 +71,8 @@ def fill_database(store: SqlHistoryStore, saved: list[Conversation]) -> None:
                     for k, message in enumerate(c.messages)
                 ],
             )
+            for c in batch:
+                sql_derived.save(connection, serials[c.id], None, sql_derived.derived(c))  # search, Insights
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("ANALYZE")  # what autovacuum does after a load this size
@@ -91,6 +93,8 @@ def check_fill(store: SqlHistoryStore, size: int) -> None:
 
     bulk, created = rows(store.owner), rows(CHECK_OWNER)
     with transaction(store.engine, write=True) as connection:
+        checked = sa.select(conversations.c.serial).where(conversations.c.owner == CHECK_OWNER)
+        sql_derived.remove(connection, connection.scalars(checked).all())  # SQLite's FTS5 rows do not cascade
         connection.execute(sa.delete(conversations).where(conversations.c.owner == CHECK_OWNER))  # cascades
     if bulk != created or len(bulk[1]) != size:
         raise AssertionError(f"{store!r}: the bulk rows differ from what create() writes")

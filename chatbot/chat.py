@@ -182,7 +182,7 @@ class ChatService:
 
     def restore_latest(self) -> Conversation:
         """The most recently updated readable conversation, or a new one."""
-        for summary in self.store.list():
+        for summary in self.store.page(10):  # a listed one that cannot be opened is rare; ten is plenty
             try:
                 return self.store.get(summary.id)
             except (ConversationNotFound, InvalidConversation):

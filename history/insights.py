@@ -3,8 +3,8 @@
 Plain functions without Streamlit. `messages_frame` turns conversations into rows of user and
 assistant messages; every figure takes such a frame (or a slice from `between`). Saved files may
 be hand-edited or imported: a field of the wrong type counts as missing, never as an error.
-history.insights_cache keeps the frame of a history folder in memory between page loads, and in a hidden
-index file between restarts.
+Each store keeps the rows `message_rows` makes (the folder in its index, history/index.py; a database
+in a table of its own), so the frame is read from them, not from every conversation.
 """
 
 from __future__ import annotations

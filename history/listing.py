@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
@@ -18,8 +18,17 @@ def _times(values: list[str]) -> pd.DatetimeIndex:
     return parsed.as_unit("us")  # same dtype whether the list is empty or not
 
 
-def conversations_table(summaries: Iterable[ConversationSummary]) -> pd.DataFrame:
-    """Built column by column, which stays fast for tens of thousands of rows."""
+def day_bounds(days: tuple[date | None, date | None]) -> tuple[float | None, float | None]:
+    """The epoch seconds a listing's sort key must be at least and below for those UTC days."""
+    first, last = days
+    start = datetime.combine(first, time(), UTC).timestamp() if first else None
+    end = datetime.combine(last + timedelta(days=1), time(), UTC).timestamp() if last else None
+    return start, end
+
+
+def conversations_table(summaries: Iterable[ConversationSummary], *, ordered: bool = False) -> pd.DataFrame:
+    """Built column by column, which stays fast for tens of thousands of rows; `ordered` keeps the
+    order given (a store's page, a search's relevance) instead of sorting newest first."""
     rows = list(summaries)
     table = pd.DataFrame(
         {
@@ -32,15 +41,6 @@ def conversations_table(summaries: Iterable[ConversationSummary]) -> pd.DataFram
         },
         columns=COLUMNS,
     )
+    if ordered:
+        return table
     return table.sort_values("updated", ascending=False, kind="stable", na_position="last", ignore_index=True)
-
-
-def filter_table(table: pd.DataFrame, first: date | None = None, last: date | None = None) -> pd.DataFrame:
-    """The rows last updated between two UTC dates, both included; a missing end is open."""
-    days = table["updated"].dt.date
-    keep = pd.Series(True, index=table.index)
-    if first is not None:
-        keep &= days >= first
-    if last is not None:
-        keep &= days <= last
-    return table[keep].reset_index(drop=True)

@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from history.errors import InvalidConversation
 
@@ -33,6 +34,26 @@ FEEDBACK = ("up", "down")
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with milliseconds, the format every time in the schema uses."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def order_of(updated_at: str) -> float:
+    """Epoch seconds to sort by; copes with hand-edited times in other ISO forms or zones (0 if none)."""
+    try:
+        moment = datetime.fromisoformat(updated_at)
+    except (TypeError, ValueError):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def source_key(source: object) -> str | None:
+    """'app:id' of an imported conversation's extra['source'] ({"app", "id"}, or "sha256" without an id),
+    so the same conversation is not imported twice; None for one that was not imported."""
+    if not isinstance(source, dict) or not isinstance(source.get("app"), str):
+        return None
+    ident = source.get("id") if source.get("id") is not None else source.get("sha256")
+    return f"{source['app']}:{ident}" if isinstance(ident, str | int) else None
 
 
 def new_id() -> str:
@@ -85,8 +106,24 @@ def clean_title(title: str) -> str:
     return line[:MAX_TITLE_LENGTH].rstrip()
 
 
-def make_message(role: str, content: str, **extra: object) -> dict:
-    """A message dict as stored: role, content, created_at, then any extra keys."""
+class Message(TypedDict, total=False):
+    """One message as stored: a JSON object, so any other key is kept too (docs/history-format.md)."""
+
+    role: str  # system, user or assistant
+    content: str
+    created_at: str  # ISO-8601 UTC
+    model: str  # assistant: the model that answered
+    source: str  # assistant: scripted or fallback when not the model
+    status: str  # assistant: stopped or interrupted, for a partial reply
+    latency_ms: int
+    first_token_ms: int
+    usage: dict  # prompt_tokens, completion_tokens, total_tokens
+    feedback: str  # up or down
+    alternatives: list  # earlier versions of this message and what followed them
+
+
+def make_message(role: str, content: str, **extra: object) -> Message:
+    """A message as stored: role, content, created_at, then any extra keys."""
     return {"role": role, "content": content, "created_at": utc_now(), **extra}
 
 
@@ -99,7 +136,7 @@ class Conversation:
     created_at: str = field(default_factory=utc_now)
     updated_at: str = ""
     model: str = ""
-    messages: list[dict] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     titled_by_user: bool = False
 
@@ -107,7 +144,7 @@ class Conversation:
         if not self.updated_at:
             self.updated_at = self.created_at
 
-    def add(self, message: dict) -> None:
+    def add(self, message: Message) -> None:
         """Append a message; the first user message names an untitled conversation."""
         self.messages.append(message)
         self.updated_at = message.get("created_at") or utc_now()

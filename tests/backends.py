@@ -1,4 +1,4 @@
-"""Each history store the contract tests run against: JSON folder, SQLite file, PostgreSQL server.
+"""Each history store the contract tests run against: JSON folder, SQLite file, PostgreSQL server, memory.
 
 PostgreSQL comes from CHATBOT_TEST_POSTGRES_URL, which `make test` sets to a throwaway server
 (`bash .ci/postgres.sh run pytest …` does the same by hand). Unset or unreachable fails the tests,
@@ -13,7 +13,7 @@ import os
 import secrets
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,11 @@ import sqlalchemy as sa
 from history.stores import sql_schema
 from history.stores.backend import open_store
 from history.stores.base import HistoryStore
+from history.stores.memory_store import MemoryHistoryStore
 
 POSTGRES_ENV = "CHATBOT_TEST_POSTGRES_URL"
-BACKENDS = ["json", "sqlite", "postgresql"]
+BACKENDS = ["json", "sqlite", "postgresql"]  # what servers and processes can share
+STORES = [*BACKENDS, "memory"]  # every HistoryStore: the contract suite runs on each
 SQL_BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -34,8 +36,11 @@ class Backend:
 
     name: str
     target: str
+    memory: dict[str, MemoryHistoryStore] = field(default_factory=dict, compare=False)  # by owner
 
     def store(self, owner: str = "") -> HistoryStore:
+        if self.name == "memory":
+            return self.memory.setdefault(owner, MemoryHistoryStore())
         return open_store(self.target, owner)
 
 
@@ -111,6 +116,8 @@ def make_backend(request, tmp_path) -> Iterator:
     def make(name: str) -> Backend:
         if name == "json":
             return Backend(name, str(tmp_path / f"history-{len(made)}"))
+        if name == "memory":
+            return Backend(name, "memory")
         if name == "sqlite":
             folder = tmp_path / f"sqlite-{len(made)}"
             folder.mkdir()
@@ -125,6 +132,11 @@ def make_backend(request, tmp_path) -> Iterator:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, make_backend) -> Backend:
+    return make_backend(request.param)
+
+
+@pytest.fixture(params=STORES)
+def any_backend(request, make_backend) -> Backend:
     return make_backend(request.param)
 
 

@@ -6,7 +6,7 @@ import pytest
 import streamlit as st
 
 from chatbot.settings import SETTING_NAMES
-from history import insights_cache, search_index, summary_cache
+from history.stores import folder_index
 from tests.apptest import visit
 from tests.openai_server import OpenAIServer
 
@@ -28,14 +28,10 @@ def history_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def fresh_process_cache():
-    """Each test starts like a new process, with no summaries, search text or insights in memory."""
-    summary_cache.forget_all()
-    search_index.forget_all()
-    insights_cache.forget_all()
+    """Each test starts like a new process, with no folder index open."""
+    folder_index.forget_all()
     yield
-    summary_cache.forget_all()
-    search_index.forget_all()
-    insights_cache.forget_all()
+    folder_index.forget_all()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from history.stores import folder_index
+
 AS_ROOT = os.geteuid() == 0
 _CHUNK = 65536
 
@@ -48,6 +50,7 @@ class SmallDisk:
 
     def unmount(self) -> None:
         self.writable()
+        folder_index.forget_all()  # its index database is held open, as a running server holds it
         if self.mounted:
             _run("umount", str(self.path))
             self.mounted = False
@@ -82,6 +85,7 @@ class SmallDisk:
 
     def read_only(self) -> None:
         """Remount read-only (root), or take the write bits off every folder in it (anyone else)."""
+        folder_index.forget_all()  # a disk with files open for writing cannot be remounted read-only
         if self.mounted:
             _run("mount", "-o", "remount,ro", str(self.path))
             return
@@ -108,11 +112,12 @@ def small_disk(path: Path, size: str = "2m") -> Iterator[SmallDisk]:
 
 
 def snapshot(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, bytes | None]:
-    """Every file's bytes (None for a folder) under `folder`, by relative path, hidden ones included."""
+    """Every file's bytes (None for a folder) under `folder`, by relative path, hidden ones included
+    except the derived index, which SQLite itself tidies (a closed database leaves no -wal file)."""
     found: dict[str, bytes | None] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        if relative.split("/")[0] in skip:
+        if relative.split("/")[0] in skip or relative.startswith(folder_index.INDEX_NAME):
             continue
         found[relative] = None if path.is_dir() else path.read_bytes()
     return found

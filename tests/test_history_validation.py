@@ -133,17 +133,17 @@ def test_an_old_file_with_a_giant_title_lists_and_opens_with_the_title_cut_and_i
     assert path.read_bytes() == before, "reading never rewrites the file"
 
 
-def test_a_cached_listing_holding_a_giant_title_shows_it_cut(tmp_path):
-    from history import summary_cache
+def test_an_index_holding_a_giant_title_shows_it_cut(tmp_path):
+    import sqlite3
+
+    from history.stores import folder_index
 
     store = JsonHistoryStore(tmp_path / "history")
     store.create(Conversation(id="giant", title="short", messages=[make_message("user", "hi")]))
     store.list()
-    summary_cache.forget_all()
-    index = json.loads((store.root / summary_cache.INDEX_NAME).read_text())
-    for entry in index["entries"].values():
-        entry[3][1] = "y" * 500_000  # an index written before titles were cut
-    (store.root / summary_cache.INDEX_NAME).write_text(json.dumps(index))
+    folder_index.forget_all()
+    with sqlite3.connect(store.root / folder_index.INDEX_NAME) as index:
+        index.execute("UPDATE files SET title = ?", ("y" * 500_000,))  # written before titles were cut
 
     [summary] = JsonHistoryStore(store.root).list()
 

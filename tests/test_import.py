@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from history import search_index, summary_cache
 from history.models import Conversation, make_message
+from history.stores import folder_index
 from history.stores.json_store import JsonHistoryStore
 from history.transfer.export import all_conversations_zip
 from history.transfer.importers import ImportFailed, ImportLimits, import_file
@@ -121,8 +121,7 @@ def test_chatgpt_without_current_node_takes_the_last_leaf_and_a_single_object_wo
 
 def test_importing_the_same_chatgpt_export_twice_skips_what_is_already_there(store):
     first = import_file(store, "conversations.json", fixture("chatgpt_conversations.json"))
-    summary_cache.forget_all()
-    search_index.forget_all()  # a restart in between: duplicates are found from the files
+    folder_index.forget_all()  # a restart in between: duplicates are found from the files
 
     second = import_file(store, "conversations.json", fixture("chatgpt_conversations.json"))
 

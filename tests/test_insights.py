@@ -26,7 +26,6 @@ from history.insights import (
     to_csv,
     top_first_questions,
 )
-from history.insights_cache import cache_for, insight_rows
 from history.models import Conversation, make_message
 from history.stores.json_store import JsonHistoryStore
 
@@ -98,7 +97,7 @@ def store(tmp_path) -> JsonHistoryStore:
 
 @pytest.fixture
 def frame(store) -> pd.DataFrame:
-    return insight_rows(store)
+    return store.insight_rows()
 
 
 def days(table: pd.DataFrame) -> list[date]:
@@ -254,7 +253,7 @@ def test_ill_typed_fields_count_as_missing(store):
     wrong_types = {"latency_ms": "fast", "usage": "lots", "feedback": 1, "source": ["scripted"]}
     bad = odd | {"id": "bad", "messages": [odd["messages"][0], odd["messages"][1] | wrong_types]}
     (store.root / "bad.json").write_text(json.dumps(bad), encoding="utf-8")  # does not fit: left out
-    frame = insight_rows(store)
+    frame = store.insight_rows()
     assert "bad" not in set(frame["conversation_id"])
     rows = frame[frame["conversation_id"] == "odd"]
     assert column(rows, "created_at") == [None, None, pd.Timestamp("2026-03-02T12:00:00Z")]
@@ -296,36 +295,33 @@ def test_message_rows_are_plain_tuples_in_column_order():
     assert messages_frame(rows).equals(messages_frame([conversation]))
 
 
-def test_the_cache_reads_only_changed_files_and_drops_deleted_ones(store):
-    first = insight_rows(store)
-    cache = cache_for(store.root)
-    assert (cache.stats.files, cache.stats.parsed) == (4, 4)
-    again = insight_rows(JsonHistoryStore(store.root))  # another session's store object: same cache
-    assert cache.stats.parsed == 0
-    assert again.equals(first)
+def test_the_rows_come_from_the_index_and_follow_every_change(store):
+    first = store.insight_rows()
+    again = JsonHistoryStore(store.root).insight_rows()  # another session's store object: the same index
+    assert store.last_scan.parsed == 0 and again.equals(first)  # this process wrote every file
+    assert first.equals(messages_frame(store.get(cid) for cid in HISTORY))
 
     store.append("a", user("Thanks!", "2026-03-03T09:00:00.000Z"))
     save(store, "e", [user("New here", "2026-03-03T10:00:00.000Z")])
     store.delete("b")
-    changed = insight_rows(store)
-    assert cache.stats.names == ["a.json", "e.json"]
-    assert (cache.stats.files, cache.stats.parsed, cache.stats.removed) == (4, 2, 1)
+    changed = store.insight_rows()
+    assert (store.last_scan.files, store.last_scan.parsed, store.last_scan.removed) == (4, 0, 1)
     counts = changed["conversation_id"].value_counts().to_dict()
     assert counts == {"a": 5, "c": 6, "d": 2, "e": 1}  # no category is left for the deleted one
     assert changed["conversation_id"].dtype == "category"
     assert column(daily_activity(changed), "messages") == [4, 0, 10]
 
-    store.restore("b")  # moved back: the file has a new key, so it is read again
-    assert len(insight_rows(store)) == 16
-    assert cache.stats.names == ["b.json"]
+    store.restore("b")  # moved back: read again, as any file the index did not see written
+    assert len(store.insight_rows()) == 16
+    assert store.last_scan.names == ["b.json"]
 
 
 def test_deleting_every_conversation_leaves_an_empty_frame_the_figures_accept(store):
-    insight_rows(store)
+    store.insight_rows()
     for cid in HISTORY:
         store.delete(cid)
-    frame = insight_rows(store)
-    assert cache_for(store.root).stats.removed == 4
+    frame = store.insight_rows()
+    assert store.last_scan.removed == 4
     assert len(frame) == 0
     assert list(frame.columns) == COLUMNS
     assert daily_activity(frame).empty
@@ -336,38 +332,18 @@ def test_deleting_every_conversation_leaves_an_empty_frame_the_figures_accept(st
     assert headline(frame)["median_latency_ms"] is None
 
 
-class MemoryStore:
-    """Another HistoryStore, without files: insight_rows reads each conversation through get()."""
-
-    def __init__(self, conversations: list[Conversation]) -> None:
-        self.conversations = {conversation.id: conversation for conversation in conversations}
-
-    def list(self) -> list:
-        return [conversation.summary() for conversation in self.conversations.values()]
-
-    def get(self, conversation_id: str) -> Conversation:
-        return self.conversations[conversation_id]
-
-
-def test_other_stores_are_read_whole():
-    store = MemoryStore([Conversation(id=cid, messages=messages) for cid, messages in HISTORY.items()])
-    frame = insight_rows(store)
-    assert len(frame) == 14
-    assert headline(frame)["median_latency_ms"] == 2500.0
-
-
-def test_changing_a_returned_frame_does_not_change_the_cache(store):
-    frame = insight_rows(store)
+def test_changing_a_returned_frame_changes_nothing_stored(store):
+    frame = store.insight_rows()
     frame["latency_ms"] = 1
     frame.loc[0, "created_at"] = pd.NaT
     del frame["role"]
-    assert len(insight_rows(store)) == 14
-    assert headline(insight_rows(store))["median_latency_ms"] == 2500.0
+    assert len(store.insight_rows()) == 14
+    assert headline(store.insight_rows())["median_latency_ms"] == 2500.0
 
 
-def test_sessions_share_one_cache_across_threads(store):
+def test_sessions_share_one_index_across_threads(store):
     with ThreadPoolExecutor(max_workers=8) as pool:
-        sizes = list(pool.map(lambda _: len(insight_rows(JsonHistoryStore(store.root))), range(16)))
+        sizes = list(pool.map(lambda _: len(JsonHistoryStore(store.root).insight_rows()), range(16)))
     assert sizes == [14] * 16
 
 
@@ -419,7 +395,7 @@ def test_csv_cells_a_spreadsheet_would_run_start_with_a_quote(tmp_path, question
     store = JsonHistoryStore(tmp_path / "conversations")
     answer = reply("2026-03-01T10:00:01.000Z", 1000, 200, tokens(10, 20, 30))
     save(store, "a1", [user(question, "2026-03-01T10:00:00.000Z"), answer])
-    rows = list(csv.DictReader(io.StringIO(to_csv(insight_rows(store)).decode("utf-8"), newline="")))
+    rows = list(csv.DictReader(io.StringIO(to_csv(store.insight_rows()).decode("utf-8"), newline="")))
     asked = rows[0]
     assert asked["first_question"] == "'" + question  # shown as the text it is, never run
     assert asked["conversation_id"] == "a1" and asked["created_at"] == "2026-03-01T10:00:00.000Z"

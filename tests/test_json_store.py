@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from history import summary_cache
 from history.errors import HistoryUnavailable
 from history.models import (
     SCHEMA_VERSION,
@@ -91,7 +90,8 @@ def test_writes_leave_no_temporary_files(root, store):
     store.update("chat-1", title="t")
     store.list()
     assert temp_files(root) == []
-    assert {p.name for p in root.iterdir()} == {"chat-1.json", ".locks", ".index.json"}
+    index = {".index.sqlite", ".index.sqlite-wal", ".index.sqlite-shm"}  # SQLite's own, in WAL mode
+    assert {p.name for p in root.iterdir()} == {"chat-1.json", ".locks", *index}
 
 
 def test_a_save_that_fails_midway_keeps_the_old_file(root, store):
@@ -139,13 +139,13 @@ def test_listing_reparses_only_changed_files(root, store, monkeypatch):
     for n in range(5):
         new_conversation(store, f"c{n}", f"question {n}")
     parsed = []
-    original = json_store.summarize_file
+    original = json_store.index_file
 
     def counting(path, info):
         parsed.append(path.name)
         return original(path, info)
 
-    monkeypatch.setattr(json_store, "summarize_file", counting)
+    monkeypatch.setattr(json_store, "index_file", counting)
     assert len(store.list()) == 5
     assert parsed == [] and store.last_scan.parsed == 0  # this process wrote them: nothing to read
 
@@ -162,41 +162,6 @@ def test_listing_reparses_only_changed_files(root, store, monkeypatch):
 
     (root / "c0.json").unlink()
     assert len(store.list()) == 4 and store.last_scan.removed == 1 and parsed == ["c3.json"]
-
-
-def test_index_file_survives_a_new_process(root, store, monkeypatch):
-    for n in range(5):
-        new_conversation(store, f"c{n}", f"question {n}")
-    listed = store.list()
-    assert store.last_scan.index_saved and (root / ".index.json").is_file()
-
-    summary_cache.forget_all()  # as a new process would start
-    monkeypatch.setattr(json_store, "summarize_file", pytest.fail)
-    restarted = JsonHistoryStore(root)
-    assert restarted.list() == listed
-    assert restarted.last_scan.index_loaded and restarted.last_scan.parsed == 0
-
-
-def test_a_stale_or_corrupt_index_is_rebuilt(root, store):
-    for n in range(3):
-        new_conversation(store, f"c{n}", f"question {n}")
-    listed = store.list()
-
-    summary_cache.forget_all()
-    data = json.loads((root / "c2.json").read_text(encoding="utf-8"))
-    (root / "c2.json").write_text(json.dumps({**data, "title": "Changed offline"}), encoding="utf-8")
-    stale = JsonHistoryStore(root)
-    assert {s.title for s in stale.list()} >= {"Changed offline"}
-    assert stale.last_scan.names == ["c2.json"]
-
-    for garbage in (b"{not json", b'{"version": 1, "entries": {"c0.json": [1, 2]}}', b"[]", b"\xff"):
-        summary_cache.forget_all()
-        (root / ".index.json").write_bytes(garbage)
-        rebuilt = JsonHistoryStore(root)
-        assert [s.id for s in rebuilt.list()] == [s.id for s in listed]
-        assert not rebuilt.last_scan.index_loaded and rebuilt.last_scan.parsed == 3
-        assert rebuilt.last_scan.index_saved
-        assert json.loads((root / ".index.json").read_bytes())["version"] == 1
 
 
 # The Flask MVP's history file

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from history.insights_cache import insight_rows
 from history.models import Conversation, make_message
-from history.search import search
 from history.stores import json_store
 from history.stores.backend import open_store
 from history.stores.json_store import JsonHistoryStore
@@ -51,15 +49,15 @@ def test_every_folder_the_store_makes_is_0700_and_every_file_0600(tmp_path, wide
             new_conversation(store, conversation_id)
         store.delete("chat-2")
         store.list()
-        search(store, "hello")
-        insight_rows(store)
+        store.search("hello")
+        store.insight_rows()
     found = modes(tmp_path / "data")
     folders = {name for name in found if (tmp_path / "data" / name).is_dir()}
     assert {"history", "history/users", "history/users/3f2a", "history/.trash", "history/.locks",
             "history/users/3f2a/.trash", "history/users/3f2a/.locks"} <= folders
     assert {name: mode for name, mode in found.items() if name in folders and mode != 0o700} == {}
     files = set(found) - folders
-    assert {"history/chat-1.json", "history/.trash/chat-2.json", "history/.index.json"} <= files
+    assert {"history/chat-1.json", "history/.trash/chat-2.json", "history/.index.sqlite"} <= files
     assert any(name.startswith("history/.locks/") for name in files)
     assert {name: oct(mode) for name, mode in found.items() if name in files and mode != 0o600} == {}
 

@@ -7,8 +7,9 @@ from datetime import date
 
 import pandas as pd
 
-from history.listing import COLUMNS, conversations_table, filter_table
-from history.models import ConversationSummary
+from history.listing import COLUMNS, conversations_table
+from history.models import Conversation, ConversationSummary
+from history.stores.memory_store import MemoryHistoryStore
 
 
 def summary(n: int, updated: str) -> ConversationSummary:
@@ -50,15 +51,13 @@ def test_ten_thousand_rows_build_quickly():
     assert time.perf_counter() - started < 1.0  # typically ~20 ms; generous for slow CI
 
 
-def test_filter_table_keeps_rows_updated_between_two_dates_inclusive():
-    table = conversations_table(
-        [
-            summary(1, "2026-01-01T10:00:00.000Z"),
-            summary(2, "2026-01-02T23:59:59.000Z"),
-            summary(3, "2026-01-03T00:00:00.000Z"),
-        ]
-    )
-    assert filter_table(table, date(2026, 1, 2), date(2026, 1, 3))["id"].tolist() == ["c3", "c2"]
-    assert filter_table(table, date(2026, 1, 2))["id"].tolist() == ["c3", "c2"]
-    assert filter_table(table, None, date(2026, 1, 1))["id"].tolist() == ["c1"]
-    assert filter_table(table)["id"].tolist() == ["c3", "c2", "c1"]
+def test_days_keep_conversations_updated_between_two_dates_both_included():
+    store = MemoryHistoryStore()
+    edges = ((1, "2026-01-01T10:00:00.000Z"), (2, "2026-01-02T23:59:59.999Z"),
+             (3, "2026-01-03T00:00:00.000Z"))
+    for n, at in edges:
+        store.create(Conversation(id=f"c{n}", created_at=at, updated_at=at))
+    assert [s.id for s in store.page(days=(date(2026, 1, 2), date(2026, 1, 3)))] == ["c3", "c2"]
+    assert [s.id for s in store.page(days=(date(2026, 1, 2), None))] == ["c3", "c2"]
+    assert [s.id for s in store.page(days=(None, date(2026, 1, 1)))] == ["c1"]
+    assert [s.id for s in store.page()] == ["c3", "c2", "c1"]

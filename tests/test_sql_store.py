@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from chatbot.access import user_folder
-from history import search
 from history.errors import HistoryBusy
 from history.models import Conversation, InvalidConversation, make_message
 from history.stores import sql_schema
@@ -48,12 +47,13 @@ def tables(target: str) -> set[str]:
 def test_upgrade_creates_the_tables_once_and_records_the_version(sql_backend):
     target = sql_backend.target
     assert upgrade(target) == 0
-    assert {"chatbot_schema_meta", "chatbot_conversations", "chatbot_messages"} <= tables(target)
-    assert execute(target, "SELECT name, value FROM chatbot_schema_meta") == [("schema_version", "1")]
-    assert upgrade(target) == SCHEMA_VERSION == 1  # idempotent: nothing to do
+    assert {"chatbot_schema_meta", "chatbot_conversations", "chatbot_messages", "chatbot_insight_rows",
+            "chatbot_search"} <= tables(target)
+    assert execute(target, "SELECT name, value FROM chatbot_schema_meta") == [("schema_version", "2")]
+    assert upgrade(target) == SCHEMA_VERSION == 2  # idempotent: nothing to do
     store = SqlHistoryStore(target)
     store.create(Conversation(id="kept", messages=[user("hi")]))
-    assert upgrade(target) == 1 and [m["content"] for m in store.get("kept").messages] == ["hi"]
+    assert upgrade(target) == 2 and [m["content"] for m in store.get("kept").messages] == ["hi"]
 
 
 def _upgrade_in_process(target: str, start) -> None:
@@ -73,25 +73,25 @@ def test_servers_starting_at_once_upgrade_once(sql_backend):
     for worker in workers:
         worker.join(timeout=100)
     assert [worker.exitcode for worker in workers] == [0] * 4
-    assert execute(sql_backend.target, "SELECT value FROM chatbot_schema_meta") == [("1",)]
+    assert execute(sql_backend.target, "SELECT value FROM chatbot_schema_meta") == [("2",)]
     assert SqlHistoryStore(sql_backend.target).count() == 4
 
 
 def test_an_upgrade_step_runs_once_for_an_older_database(sql_backend, monkeypatch):
     target = sql_backend.target
-    SqlHistoryStore(target).create(Conversation(id="old", messages=[user("from version 1")]))
+    SqlHistoryStore(target).create(Conversation(id="old", messages=[user("from version 2")]))
     ran = []
 
-    def step_2(connection) -> None:
-        ran.append(2)
-        connection.execute(sa.text("CREATE TABLE chatbot_step_two (n INTEGER)"))
+    def step_3(connection) -> None:
+        ran.append(3)
+        connection.execute(sa.text("CREATE TABLE chatbot_step_three (n INTEGER)"))
 
-    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(sql_schema.STEPS, 2, step_2)
-    assert upgrade(target) == 1 and upgrade(target) == 2
-    assert ran == [2] and "chatbot_step_two" in tables(target)
-    assert execute(target, "SELECT value FROM chatbot_schema_meta") == [("2",)]
-    assert [m["content"] for m in SqlHistoryStore(target).get("old").messages] == ["from version 1"]
+    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(sql_schema.STEPS, 3, step_3)
+    assert upgrade(target) == 2 and upgrade(target) == 3
+    assert ran == [3] and "chatbot_step_three" in tables(target)
+    assert execute(target, "SELECT value FROM chatbot_schema_meta") == [("3",)]
+    assert [m["content"] for m in SqlHistoryStore(target).get("old").messages] == ["from version 2"]
 
 
 def test_a_database_from_a_newer_app_is_refused(sql_backend):
@@ -171,6 +171,7 @@ def test_damaged_rows_are_reported_and_refused_and_the_rest_works(sql_backend):
     plant_broken(sql_backend.target)
 
     assert sorted(s.id for s in store.list()) == ["bad-order", "good"]  # its row alone reads fine
+    assert store.count() == 2 and [s.id for s in store.page(1, 1)] == [store.list()[1].id]
     problems = {p.name: p for p in store.unreadable()}
     assert set(problems) == {"extra-list", "two words"}
     assert "not a JSON object" in problems["extra-list"].reason
@@ -191,36 +192,12 @@ def test_damaged_rows_are_reported_and_refused_and_the_rest_works(sql_backend):
 
     store.append("good", user("after"))
     assert [m["content"] for m in store.get("good").messages] == ["good says hi", "after"]
-    assert [h.id for h in search.search(store, "says")] == ["good"]
+    assert sorted(h.id for h in store.search("says")) == ["bad-order", "good"]  # as listed
+    assert set(store.insight_rows()["conversation_id"]) == {"bad-order", "good"}
     with zipfile.ZipFile(BytesIO(all_conversations_zip(store))) as archive:
         assert sorted(archive.namelist()) == ["README.txt", "good.json"]
         readme = archive.read("README.txt").decode()
     assert "bad-order.json" in readme and "extra-list" in readme
-
-
-# Search reads only what changed since the last search
-
-
-def test_search_rereads_only_conversations_that_changed(sql_backend, monkeypatch):
-    store = sql_backend.store()
-    for n in range(5):
-        store.create(Conversation(id=f"c{n}", messages=[user(f"question {n} about bread")]))
-    read: list[list[str]] = []
-    original = SqlHistoryStore.get_many
-
-    def get_many(self, ids):
-        read.append(sorted(ids))
-        return original(self, ids)
-
-    monkeypatch.setattr(SqlHistoryStore, "get_many", get_many)
-
-    assert len(search.search(store, "bread")) == 5 and read == [[f"c{n}" for n in range(5)]]
-    assert len(search.search(store, "bread")) == 5 and read[1:] == [[]]
-    store.update_message("c3", 0, store.get("c3").messages[0]["created_at"], feedback="up")
-    store.update("c1", title="renamed loaf")
-    assert [h.id for h in search.search(store, "loaf")] == ["c1"] and read[2:] == [["c1", "c3"]]
-    store.delete("c2")
-    assert len(search.search(store, "bread")) == 4 and read[3:] == [[]]
 
 
 # Owners: the JSON store's per-user folders, a column here

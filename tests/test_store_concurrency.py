@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from history import summary_cache
 from history.models import Conversation, make_message
+from history.stores import folder_index
 from history.stores.backend import open_store
 from history.stores.base import HistoryStore
 
@@ -90,7 +90,7 @@ def test_threads_and_processes_writing_at_once_lose_nothing(backend):
     assert errors == []
     assert [p.exitcode for p in processes] == [0] * PROCESSES
 
-    summary_cache.forget_all()  # judge the store as a fresh process would
+    folder_index.forget_all()  # judge the store as a fresh process would
     store = open_store(root)
     everyone = list(range(WRITERS))
     assert_every_writer_in_order(contents(store, SHARED), everyone)

@@ -1,4 +1,4 @@
-"""The HistoryStore contract, on every store: JSON folder, SQLite file, PostgreSQL server.
+"""The HistoryStore contract, on every store: JSON folder, SQLite file, PostgreSQL server, memory.
 
 What only the JSON folder has (its files, caches, the Flask file) is in tests/test_json_store.py;
 only the database's (schema version, damaged rows) in tests/test_sql_store.py.
@@ -9,18 +9,25 @@ from __future__ import annotations
 import threading
 import time
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from io import BytesIO
 
 import pytest
 
+from history.insights import messages_frame
 from history.models import DEFAULT_TITLE, Conversation, InvalidConversation, make_message
-from history.search import search, search_table
+from history.search import search_table
 from history.stores import json_store
 from history.stores.base import ConversationChanged, ConversationNotFound
 from history.stores.json_store import encode
 from history.transfer.export import all_conversations_zip
 from history.transfer.importers import import_file
+
+
+@pytest.fixture
+def backend(any_backend):
+    """Here every store, the in-memory one included."""
+    return any_backend
 
 
 @pytest.fixture
@@ -254,7 +261,7 @@ def test_owners_never_see_each_others_conversations(backend):
         bob.restore("same-id")
     alice.restore("same-id")
     assert contents(alice, "same-id") == ["alice"]
-    assert search(bob, "secret") == [] and [h.id for h in search(alice, "secret")] == ["only-alice"]
+    assert bob.search("secret") == [] and [h.id for h in alice.search("secret")] == ["only-alice"]
 
 
 # Trash
@@ -482,17 +489,48 @@ def fill(store) -> None:
         user("Tell me about Paris"), make_message("assistant", "Paris has bread too: baguettes.")]))
 
 
-def test_search_finds_every_word_newest_first(store):
+def test_search_finds_every_word_in_any_order_most_relevant_then_newest(store):
     fill(store)
-    store.update("c1", updated_at="2024-02-01T00:00:00.000Z")
-    assert [(h.id, h.matches) for h in search(store, "bread")] == [("c1", 1), ("c2", 1)]
-    assert [h.id for h in search(store, "BREAD paris")] == ["c2"]
-    assert search(store, "yeast")[0].snippet == "Assistant: Flour, water, yeast and salt."
-    assert search(store, "nothing-like-this") == []
-    table = search_table(store, "bread")
-    assert list(table["id"]) == ["c1", "c2"] and list(table["matches"]) == [1, 1]
-    store.append("c2", user("yeast?"))
-    assert [h.id for h in search(store, "yeast")] == ["c2", "c1"]
+    assert {h.id for h in store.search("bread")} == {"c1", "c2"}
+    assert [h.id for h in store.search("paris BREAD")] == ["c2"]  # words in different messages
+    assert [h.id for h in store.search("bak")] == ["c1"]  # a word matches as a prefix while typing
+    assert [h.id for h in store.search('"water yeast"')] == ["c1"]  # punctuation between words is fine
+    assert store.search('"yeast water"') == [] and store.search("bread nothing") == []
+    assert store.search("yeast")[0].snippet == "Assistant: Flour, water, yeast and salt."
+    table = search_table(store.search("paris"))
+    assert list(table["id"]) == ["c2"] and list(table["snippet"]) == ["User: Tell me about Paris"]
+    store.append("c2", user("Yeast, yeast, yeast: what does yeast do?"))
+    assert [h.id for h in store.search("yeast")] == ["c2", "c1"]  # five mentions rank above one
+    for twin, day in (("twin-old", "01"), ("twin-new", "02")):
+        at = f"2024-05-{day}T00:00:00.000Z"
+        store.create(Conversation(id=twin, created_at=at, updated_at=at, messages=[
+            make_message("user", "Sourdough starter?", created_at=at)]))
+    assert [h.id for h in store.search("sourdough")] == ["twin-new", "twin-old"]  # as relevant: newest first
+
+
+def test_search_and_pages_take_a_limit_an_offset_and_days(store):
+    for n in range(5):
+        store.create(Conversation(id=f"d{n}", created_at=f"2024-03-0{n + 1}T10:00:00.000Z", messages=[
+            make_message("user", f"note number {n}", created_at=f"2024-03-0{n + 1}T10:00:00.000Z")]))
+    assert [s.id for s in store.page(2)] == ["d4", "d3"]
+    assert [s.id for s in store.page(2, 2)] == ["d2", "d1"]
+    assert [s.id for s in store.page(days=(date(2024, 3, 2), date(2024, 3, 3)))] == ["d2", "d1"]
+    assert [h.id for h in store.search("note", 2, 1)] == ["d3", "d2"]
+    assert [h.id for h in store.search("note", days=(date(2024, 3, 4), None))] == ["d4", "d3"]
+    assert [(h.id, h.snippet) for h in store.search("  ", 1)] == [("d4", "")]  # blank: newest first
+    assert store.latest().id == "d4" and store.count() == 5
+
+
+def test_insight_rows_follow_every_change(store):
+    fill(store)
+    store.update_message("c1", 1, store.get("c1").messages[1]["created_at"], feedback="down")
+    store.append("c2", user("And Lyon?"))
+    store.delete("c1")
+    rows = store.insight_rows()
+    assert messages_frame([store.get("c2")]).equals(rows)
+    store.restore("c1")
+    rows = store.insight_rows().sort_values(["conversation_id", "created_at"], ignore_index=True)
+    assert len(rows) == 5 and list(rows["feedback"].dropna()) == ["down"]
 
 
 def test_export_zip_holds_every_conversation_as_its_file(store):

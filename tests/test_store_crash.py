@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from history import summary_cache
 from history.models import Conversation, make_message
-from history.stores import atomic, json_store
+from history.stores import atomic, folder_index, json_store
 from history.stores.backend import open_store
 from history.stores.sql_schema import is_database_url
 
@@ -96,7 +95,7 @@ def assert_intact(target: str, acks: dict[str, list[int]]) -> None:
         for path in Path(target).iterdir():
             if path.suffix == ".json" and not path.name.startswith("."):
                 json.loads(path.read_bytes())
-    summary_cache.forget_all()  # look at the store as a newly started app would
+    folder_index.forget_all()  # look at the store as a newly started app would
     store = open_store(target)
     listed = {s.id for s in store.list()}
     assert store.unreadable() == []

@@ -21,10 +21,10 @@ from history.errors import HistoryBusy
 LOCK_TIMEOUT = 5.0
 BUSY = "Another window is saving this conversation right now; try again in a moment."
 _POLL_INTERVAL = 0.002
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = (
     os.O_RDONLY
-    | _O_NOFOLLOW
+    | O_NOFOLLOW
     | getattr(os, "O_NONBLOCK", 0)  # a FIFO named like a conversation must not hang the app
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_BINARY", 0)
@@ -49,7 +49,7 @@ class Unreadable(Exception):
 
 def read_regular_file(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
     """Read a whole regular file without following a symlink at `path`; FileNotFoundError passes."""
-    if not _O_NOFOLLOW and os.path.islink(path):
+    if not O_NOFOLLOW and os.path.islink(path):
         raise Unreadable("the file is a symbolic link, and links are never followed")
     try:
         fd = os.open(path, _READ_FLAGS)

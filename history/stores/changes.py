@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from history.errors import ConversationChanged
 from history.models import Conversation, check_message, utc_now
-from history.stores.base import ConversationChanged
 
 Change = Callable[[Conversation], None]
 
@@ -108,36 +108,3 @@ def updating_message(conversation_id: str, index: int, created_at: str, fields: 
 
     return change
 
-
-class ChangingStore:
-    """The write methods every store shares: each is one change, applied by the store's `_change`
-    (read what is saved under the conversation's lock, apply, save) in one atomic write."""
-
-    def _change(self, conversation_id: str, change: Change) -> Conversation:
-        raise NotImplementedError
-
-    def append(self, conversation_id: str, *messages: dict, model: str | None = None) -> Conversation:
-        """Add messages on top of what is saved now; returns the fresh conversation."""
-        return self._change(conversation_id, appending(prepared(messages), model))
-
-    def update(self, conversation_id: str, **fields: object) -> Conversation:
-        """Change top-level fields (title, model, settings)."""
-        return self._change(conversation_id, updating(fields))
-
-    def replace_tail(
-        self,
-        conversation_id: str,
-        start: int,
-        *messages: dict,
-        expected_count: int,
-        expected_last: str | None = None,
-    ) -> Conversation:
-        """Swap messages[start:] for new ones, if nobody changed the tail meanwhile."""
-        change = replacing_tail(conversation_id, start, prepared(messages), expected_count, expected_last)
-        return self._change(conversation_id, change)
-
-    def update_message(
-        self, conversation_id: str, index: int, created_at: str, /, **fields: object
-    ) -> Conversation:
-        """Set or (with None) remove a message's extra fields, such as feedback."""
-        return self._change(conversation_id, updating_message(conversation_id, index, created_at, fields))

@@ -6,14 +6,19 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-from history import strict_json
+import pandas as pd
+
+from history import index, strict_json
 from history.errors import ConversationExists, ConversationTooLarge
+from history.index import Scope
 from history.models import (
     Conversation,
     ConversationSummary,
@@ -21,6 +26,7 @@ from history.models import (
     check_message,
     is_valid_id,
 )
+from history.search import SearchHit
 from history.stores.atomic import (
     Unreadable,
     exclusive,
@@ -30,9 +36,10 @@ from history.stores.atomic import (
     tighten,
     write_atomic,
 )
-from history.stores.base import ConversationNotFound, UnreadableFile
-from history.stores.changes import ChangingStore
+from history.stores.base import ANY_DAY, ConversationNotFound, Days, HistoryStore, UnreadableFile
 from history.stores.folder_faults import folder_faults
+from history.stores.folder_index import FolderIndex, ScanStats, index_for
+from history.stores.folder_scan import SUFFIX, StatKey, stat_key
 from history.stores.legacy import (
     COPY_ID,
     LEGACY_ID,
@@ -41,7 +48,6 @@ from history.stores.legacy import (
     parse_flask_history,
 )
 from history.stores.trash_listing import Trashed, TrashListing, TrashScan, trash_listing_for
-from history.summary_cache import SUFFIX, ScanStats, StatKey, SummaryCache, cache_for, stat_key
 
 MAX_FILE_BYTES = 20 * 2**20
 LOCKS_DIR = ".locks"
@@ -52,6 +58,7 @@ TRASH_DIR = ".trash"
 # takes milliseconds, so two conversations that share a lock file barely ever wait for each other.
 LOCK_SLOTS = 256
 _SLOT_NAME = re.compile(r"^[0-9a-f]{2}\.lock$")
+T = TypeVar("T")
 _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
@@ -106,8 +113,8 @@ def read_file(path: Path) -> tuple[Conversation, bool, os.stat_result]:
     return conversation, legacy, info
 
 
-def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummary, StatKey]:
-    """Read one file for the listing; problems visible in its directory entry skip the open."""
+def index_file(path: Path, info: os.stat_result) -> tuple[Conversation, bool, StatKey]:
+    """Read one file for the index; problems visible in its directory entry skip the open."""
     if not is_valid_id(path.name.removesuffix(SUFFIX)):
         raise Unreadable("its name is not a valid conversation id (use only A-Z a-z 0-9 - _)")
     if stat.S_ISLNK(info.st_mode):
@@ -117,10 +124,16 @@ def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummar
     if info.st_size > MAX_FILE_BYTES:
         raise Unreadable(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
     conversation, legacy, read_info = read_file(path)
-    return conversation.summary(read_only=legacy), stat_key(read_info)
+    return conversation, legacy, stat_key(read_info)
 
 
-class JsonHistoryStore(ChangingStore):
+def summarize_file(path: Path, info: os.stat_result) -> tuple[ConversationSummary, StatKey]:
+    """Read one file for the trash's listing."""
+    conversation, legacy, key = index_file(path, info)
+    return conversation.summary(read_only=legacy), key
+
+
+class JsonHistoryStore(HistoryStore):
     """HistoryStore on a folder of <id>.json files; safe across threads and processes.
 
     A change to the read-only Flask history goes to its copy, whose id the change returns.
@@ -143,8 +156,8 @@ class JsonHistoryStore(ChangingStore):
                     os.unlink(entry.path)  # no process of this version ever opens these names
 
     @property
-    def _cache(self) -> SummaryCache:
-        return cache_for(self.root)
+    def _index(self) -> FolderIndex:
+        return index_for(self.root)
 
     @property
     def _trash(self) -> TrashListing:
@@ -162,8 +175,8 @@ class JsonHistoryStore(ChangingStore):
 
     @property
     def last_scan(self) -> ScanStats:
-        """What the latest listing of this folder in this process parsed."""
-        return self._cache.stats
+        """What the latest pass over this folder in this process read."""
+        return self._index.stats
 
     def path_for(self, conversation_id: str) -> Path:
         """The file of a conversation; ids that are not safe file names are never found."""
@@ -178,8 +191,8 @@ class JsonHistoryStore(ChangingStore):
     def create(self, conversation: Conversation) -> Conversation:
         """Save a new conversation; ConversationExists (a FileExistsError) if the id is taken."""
         path = self.path_for(conversation.id)
-        for index, message in enumerate(conversation.messages):
-            check_message(message, index)
+        for position, message in enumerate(conversation.messages):
+            check_message(message, position)
         data = encode(conversation)
         with self._locked(conversation.id):
             if os.path.lexists(path):
@@ -191,27 +204,50 @@ class JsonHistoryStore(ChangingStore):
         """The whole conversation; raises ConversationNotFound or InvalidConversation."""
         return self._load(self.path_for(conversation_id))[0]
 
-    def list(self) -> list[ConversationSummary]:
-        """Every readable conversation, newest first; only changed files are parsed again."""
-        with folder_faults(self.root, writing=False):
-            summaries = self._cache.refresh(lambda name, info: summarize_file(self.root / name, info))
-        if self._cache.has(COPY_ID + SUFFIX):
-            summaries = [s for s in summaries if not (s.read_only and s.id == LEGACY_ID)]
-        return summaries
-
-    def unreadable(self) -> list[UnreadableFile]:
-        """Files found by the last listing that could not be read."""
-        if not self._cache.scanned:
-            self.list()
-        return self._cache.problems()
-
-    def latest(self) -> ConversationSummary | None:
-        """The most recently updated conversation, to reopen on start."""
-        summaries = self.list()
-        return summaries[0] if summaries else None
+    def page(
+        self, limit: int | None = None, offset: int = 0, *, days: Days = ANY_DAY
+    ) -> list[ConversationSummary]:
+        """Readable conversations newest first, from the index; only changed files are read again."""
+        return self._query(lambda db, scope: index.page(db, scope, limit, offset), days)
 
     def count(self) -> int:
-        return len(self.list())
+        return self._query(index.count)
+
+    def search(
+        self, query: str, limit: int | None = None, offset: int = 0, *, days: Days = ANY_DAY
+    ) -> list[SearchHit]:
+        """The index's FTS5 search (history/search.py says what a query means)."""
+        return self._query(lambda db, scope: index.search(db, query, scope, limit, offset), days)
+
+    def insight_rows(self) -> pd.DataFrame:
+        return self._query(index.frame)
+
+    def imported_sources(self) -> set[str]:
+        return self._query(index.sources)
+
+    def unreadable(self) -> list[UnreadableFile]:
+        """Files found by the last pass that could not be read."""
+        if not self._index.scanned:
+            self._refresh()
+        return [UnreadableFile(name, reason) for name, reason in self._index.query(index.problems)]
+
+    def prepare(self) -> None:
+        """Bring the index up to date now (a server starting), not on the first page load."""
+        self._refresh()
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._index.progress
+
+    def _refresh(self) -> None:
+        with folder_faults(self.root, writing=False):
+            self._index.refresh(lambda name, info: index_file(self.root / name, info))
+
+    def _query(self, run: Callable[[sqlite3.Connection, Scope], T], days: Days = ANY_DAY) -> T:
+        """run(the index, what it may show) once the index has seen every change to the files."""
+        self._refresh()
+        scope = Scope(hide_read_only=self._index.has(COPY_ID + SUFFIX), days=days)
+        with folder_faults(self.root, writing=False):
+            return self._index.query(lambda db: run(db, scope))
 
     def delete(self, conversation_id: str) -> None:
         """Move the file into .trash/ so it can be restored; unreadable files are left alone."""
@@ -345,4 +381,4 @@ class JsonHistoryStore(ChangingStore):
 
     def _write(self, path: Path, conversation: Conversation, data: bytes) -> None:
         info = write_atomic(path, data)
-        self._cache.record(path.name, info, conversation.summary())
+        self._index.record(path.name, info, conversation)

@@ -15,13 +15,24 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from history.models import SCHEMA_VERSION, Conversation, ConversationSummary, InvalidConversation, is_valid_id
-from history.stores.sql_schema import messages
-from history.summary_cache import order_of
+from history.models import (
+    SCHEMA_VERSION,
+    Conversation,
+    ConversationSummary,
+    InvalidConversation,
+    is_valid_id,
+    order_of,
+)
+from history.stores.sql_schema import conversations, messages
 
 _CONVERSATION_TEXT = ("title", "created_at", "updated_at", "model")
 _CORE = ("role", "content")
 _COLUMN_KEYS = frozenset({"schema_version", "id", *_CONVERSATION_TEXT, "titled_by_user", "messages"})
+_JSON_SPACE = " \t\n\r"
+# is_valid_id() in SQL (SQLAlchemy gives SQLite a REGEXP that runs Python's re.search); the length is
+# checked apart, as PostgreSQL takes ten times longer over a bounded repeat
+_VALID_ID, _MAX_ID_LENGTH = r"\A[A-Za-z0-9][A-Za-z0-9_-]*\Z", 100
+_RESERVED_IDS = ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(10)]
 
 
 def _fit(value: str, name: str, layout: dict) -> str:
@@ -127,7 +138,7 @@ def listing_entry(row: tuple) -> ConversationSummary | str:
     conversation_id, title, created_at, updated_at, message_count, model, extra_text, layout_text = row
     if not is_valid_id(conversation_id):
         return "its id is not a valid conversation id (use only A-Z a-z 0-9 - _)"
-    if not (extra_text or "").lstrip().startswith("{"):
+    if not (extra_text or "").lstrip(_JSON_SPACE).startswith("{"):
         return "its 'extra' column is not a JSON object"
     if layout_text is not None:
         try:
@@ -139,6 +150,22 @@ def listing_entry(row: tuple) -> ConversationSummary | str:
         title, created_at = layout.get("title", title), layout.get("created_at", created_at)
         updated_at, model = layout.get("updated_at", updated_at), layout.get("model", model)
     return ConversationSummary(conversation_id, title, created_at, updated_at, message_count, model)
+
+
+def listable(dialect: str) -> sa.ColumnElement[bool]:
+    """Where listing_entry() reads a conversation row, in SQL, so the database cuts pages and counts."""
+    c = conversations.c
+    if dialect == "sqlite":  # SQLite may hold text that is not JSON at all
+        layout_type = sa.case((sa.func.json_valid(c.layout) == 1, sa.func.json_type(c.layout)))
+    else:
+        layout_type = sa.func.json_typeof(c.layout)
+    return sa.and_(
+        sa.func.length(c.id) <= _MAX_ID_LENGTH,
+        c.id.regexp_match(_VALID_ID),
+        sa.func.upper(c.id).not_in(_RESERVED_IDS),
+        sa.func.substr(sa.func.ltrim(sa.cast(c.extra, sa.Text), _JSON_SPACE), 1, 1) == "{",
+        sa.or_(c.layout.is_(None), layout_type == "object"),
+    )
 
 
 def save_messages(connection: Connection, serial: int, before: list[list], after: list[dict]) -> None:

@@ -9,6 +9,11 @@ Tables (prefixed `chatbot_`, so the store can share a database with other apps):
 - `chatbot_schema_meta`: `schema_version`, the version of these tables (not of the conversation
   JSON, which has its own `schema_version`; see docs/history-format.md).
 
+Derived rows (version 2), rewritten in each change's transaction (history/stores/sql_derived.py):
+- `chatbot_insight_rows`: history.insights.message_rows() of each conversation, by serial and position.
+- `chatbot_search`: each conversation's words. PostgreSQL: a tsvector (`document`, the title's words
+  weighted A) with a GIN index; SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
+
 A live id is unique per owner; the trash holds at most one copy per id (a partial unique index
 each), as the JSON store's folder and its `.trash/` do.
 
@@ -37,15 +42,17 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from history.errors import HistoryUnavailable
+from history.search import FTS5_TOKENIZE
 from history.stores import sql_deadline
 from history.stores.atomic import LOCK_TIMEOUT
 from history.stores.sql_faults import database_error, is_locked, unanswered
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CONNECT_TIMEOUT = 5  # seconds to open a connection (libpq takes whole seconds)
 POOL_TIMEOUT = 5.0  # seconds to wait for a free pooled connection
 STATEMENT_TIMEOUT = 5.0  # seconds one statement may run on PostgreSQL
@@ -96,15 +103,17 @@ sa.Index(
 )
 sa.Index(f"{PREFIX}conversations_recent", conversations.c.owner, conversations.c.updated_order)
 
+
+def _serial_of_conversation() -> sa.Column:
+    """The key of a row that belongs to a conversation: its serial, removed with it."""
+    foreign = sa.ForeignKey(conversations.c.serial, ondelete="CASCADE")
+    return sa.Column("conversation_serial", _Serial, foreign, primary_key=True)
+
+
 messages = sa.Table(
     f"{PREFIX}messages",
     metadata,
-    sa.Column(
-        "conversation_serial",
-        _Serial,
-        sa.ForeignKey(conversations.c.serial, ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _serial_of_conversation(),
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
@@ -114,14 +123,56 @@ messages = sa.Table(
     sa.CheckConstraint("role IN ('system', 'user', 'assistant')", name=f"{PREFIX}messages_role"),
 )
 
+_COUNTS = ("latency_ms", "first_token_ms", "prompt_tokens", "completion_tokens", "total_tokens")
+insight_rows = sa.Table(
+    f"{PREFIX}insight_rows",
+    metadata,
+    _serial_of_conversation(),
+    sa.Column("position", sa.Integer, primary_key=True),  # among the conversation's rows, from 0
+    sa.Column("created_at", sa.Text),  # the rest: history.insights.COLUMNS after conversation_id
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16)),
+    *(sa.Column(name, sa.Integer) for name in _COUNTS),
+    sa.Column("feedback", sa.String(16)),
+    sa.Column("first_question", sa.JSON(none_as_null=True)),  # JSON, as a message's text may hold NUL
+    sa.Column("status", sa.String(16)),
+    sa.Column("starts_conversation", sa.Boolean, nullable=False),
+)
+
+SEARCH = f"{PREFIX}search"
+postgres_metadata = sa.MetaData()  # the tables only PostgreSQL has
+search_vectors = sa.Table(
+    SEARCH, postgres_metadata, _serial_of_conversation(), sa.Column("document", TSVECTOR, nullable=False)
+)
+sa.Index(f"{PREFIX}search_document", search_vectors.c.document, postgresql_using="gin")
+search_texts = sa.table(SEARCH, sa.column("rowid"), sa.column("title"), sa.column("body"))  # SQLite's FTS5
+_FTS5_TABLE = f"CREATE VIRTUAL TABLE {SEARCH} USING fts5(title, body, tokenize = '{FTS5_TOKENIZE}')"
+
 
 class SchemaTooNew(HistoryUnavailable, RuntimeError):
     """The database was upgraded by a newer version of the app."""
 
 
+def _create_search(connection: Connection) -> None:
+    """The search table of this database's kind (SQLite's FTS5 needs its own DDL)."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(_FTS5_TABLE)
+    else:
+        postgres_metadata.create_all(connection)
+
+
+def _derived_rows(connection: Connection) -> None:
+    """Version 2: search and Insights in SQL, their rows filled from the conversations saved so far."""
+    from history.stores.sql_derived import fill  # it builds on this module's tables
+
+    insight_rows.create(connection)
+    _create_search(connection)
+    fill(connection)
+
+
 # Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n.
-# A new database is created at SCHEMA_VERSION from `metadata` directly.
-STEPS: dict[int, Callable[[Connection], None]] = {}
+# A new database is created at SCHEMA_VERSION from `metadata` (and the search table) directly.
+STEPS: dict[int, Callable[[Connection], None]] = {2: _derived_rows}
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -315,6 +366,7 @@ def upgrade(target: str | Engine) -> int:
             )
         if found == 0:
             metadata.create_all(connection)
+            _create_search(connection)
         else:
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 STEPS[version](connection)

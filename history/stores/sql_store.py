@@ -2,7 +2,8 @@
 contract of the JSON folder, for servers that share one database.
 
 Tables, locking and the schema version: history/stores/sql_schema.py. How a conversation maps onto rows
-without losing anything: history/stores/sql_rows.py.
+without losing anything: history/stores/sql_rows.py. Listing pages, counts, search and the Insights
+rows are queries (search and Insights on derived rows: history/stores/sql_derived.py).
 """
 
 from __future__ import annotations
@@ -10,15 +11,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from history.errors import ConversationExists
+from history.insights import messages_frame
+from history.listing import day_bounds
 from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
-from history.stores.base import ConversationNotFound, UnreadableFile
-from history.stores.changes import Change, ChangingStore
+from history.search import SearchHit, query_terms
+from history.stores import sql_derived
+from history.stores.base import ANY_DAY, ConversationNotFound, Days, HistoryStore, UnreadableFile
+from history.stores.changes import Change
 from history.stores.json_store import encode
-from history.stores.sql_rows import conversation_from, conversation_values, listing_entry, save_messages
+from history.stores.sql_rows import (
+    conversation_from,
+    conversation_values,
+    listable,
+    listing_entry,
+    save_messages,
+)
 from history.stores.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
 
 ADVICE = "fix or delete its rows in the history database and reload"
@@ -26,7 +38,7 @@ MAX_OWNER_LENGTH = 200
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
 _c = conversations.c
 _m = messages.c
-_SUMMARY_COLUMNS = (_c.updated_order, _c.id, _c.title, _c.created_at, _c.updated_at, _c.message_count,
+_SUMMARY_COLUMNS = (_c.id, _c.title, _c.created_at, _c.updated_at, _c.message_count,
                     _c.model, sa.cast(_c.extra, sa.Text), sa.cast(_c.layout, sa.Text))
 
 
@@ -40,7 +52,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class SqlHistoryStore(ChangingStore):
+class SqlHistoryStore(HistoryStore):
     """HistoryStore on SQLAlchemy tables; one owner's conversations, safe across threads and servers."""
 
     def __init__(self, engine_or_url: str | Engine, owner: str = "") -> None:
@@ -49,23 +61,14 @@ class SqlHistoryStore(ChangingStore):
         self.engine = engine_for(engine_or_url)
         self.owner = owner
         ensure_upgraded(self.engine)  # creates or upgrades the tables once per engine and process
-        self._problems: list[UnreadableFile] | None = None
+        self._listable = listable(self.engine.dialect.name)
+        # ties in the listing go to the larger id, compared as Python compares text, whatever the collation
+        self._id_order = _c.id.collate("C") if self.engine.dialect.name == "postgresql" else _c.id
 
     def __repr__(self) -> str:
         return f"SqlHistoryStore({self.engine.url.render_as_string()!r}, owner={self.owner!r})"
 
-    @property
-    def cache_key(self) -> tuple[str, str]:
-        """Which history this is, for caches shared by every store object on it (search)."""
-        return (self.engine.url.render_as_string(), self.owner)
-
     # Reading
-
-    def revisions(self) -> dict[str, int]:
-        """Each live conversation's revision, raised by every change: what caches compare."""
-        query = sa.select(_c.id, _c.revision).where(self._mine(False))
-        with transaction(self.engine, write=False) as connection:
-            return {row[0]: row[1] for row in connection.execute(query)}
 
     def exists(self, conversation_id: str) -> bool:
         """Whether a live row has that id (create would refuse it), readable or not."""
@@ -93,29 +96,64 @@ class SqlHistoryStore(ChangingStore):
                 found.update(self._readable(connection, connection.execute(query).mappings().all()))
         return found
 
-    def list(self) -> list[ConversationSummary]:
-        """Every readable conversation, newest first (ties: larger id first, as the JSON store)."""
-        readable, problems = self._summaries(trashed=False)
-        self._problems = problems
-        readable.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        return [summary for _, _, summary in readable]
-
-    def unreadable(self) -> list[UnreadableFile]:
-        """Rows found by the last listing that cannot be read as conversations."""
-        if self._problems is None:
-            self.list()
-        return list(self._problems or [])
-
-    def latest(self) -> ConversationSummary | None:
-        summaries = self.list()
-        return summaries[0] if summaries else None
+    def page(
+        self, limit: int | None = None, offset: int = 0, *, days: Days = ANY_DAY
+    ) -> list[ConversationSummary]:
+        """Readable conversations newest first (ties: larger id first), cut and filtered in SQL."""
+        query = self._newest(sa.select(*_SUMMARY_COLUMNS).where(self._live(days)), limit, offset)
+        with transaction(self.engine, write=False) as connection:
+            rows = connection.execute(query).all()
+        return [entry for entry in map(listing_entry, rows) if not isinstance(entry, str)]
 
     def count(self) -> int:
-        return len(self.list())
+        """How many conversations page() lists at most, counted in SQL."""
+        query = sa.select(sa.func.count()).select_from(conversations).where(self._live(ANY_DAY))
+        with transaction(self.engine, write=False) as connection:
+            return connection.scalar(query)
+
+    def unreadable(self) -> list[UnreadableFile]:
+        """Live rows that cannot be read as conversations, by id, with why."""
+        query = sa.select(*_SUMMARY_COLUMNS).where(self._mine(False), sa.not_(self._listable))
+        query = query.order_by(self._id_order)
+        with transaction(self.engine, write=False) as connection:
+            rows = connection.execute(query).all()
+        reasons = ((str(row[0]), listing_entry(row)) for row in rows)
+        return [UnreadableFile(name, reason, ADVICE) for name, reason in reasons if isinstance(reason, str)]
+
+    def search(
+        self, query: str, limit: int | None = None, offset: int = 0, *, days: Days = ANY_DAY
+    ) -> list[SearchHit]:
+        """Conversations holding every term (history/search.py), ranked by the database's full-text
+        search, then newest; snippets cut only for the hits returned."""
+        terms = query_terms(query)
+        if not terms:
+            return [SearchHit(summary, "") for summary in self.page(limit, offset, days=days)]
+        dialect = self.engine.dialect.name
+        ranked = sql_derived.search_query(dialect, (_c.serial, *_SUMMARY_COLUMNS), self._live(days), terms)
+        with transaction(self.engine, write=False) as connection:
+            rows = connection.execute(self._newest(ranked, limit, offset)).all()
+            found = [(row[0], entry) for row in rows if not isinstance(entry := listing_entry(row[1:]), str)]
+            cuts = sql_derived.snippets(connection, [(serial, entry.title) for serial, entry in found], terms)
+        return [SearchHit(entry, cut) for (_, entry), cut in zip(found, cuts, strict=True)]
+
+    def insight_rows(self) -> pd.DataFrame:
+        """history.insights.messages_frame of every readable live conversation, from chatbot_insight_rows."""
+        with transaction(self.engine, write=False) as connection:
+            rows = sql_derived.insight_tuples(connection, self._live(ANY_DAY))
+        return messages_frame(rows)
+
+    def imported_sources(self) -> set[str]:
+        """The 'app:id' of each live conversation an import made, read from the extra column only."""
+        with transaction(self.engine, write=False) as connection:
+            return sql_derived.imported_sources(connection, self._live(ANY_DAY))
 
     def deleted(self) -> list[ConversationSummary]:
         """Readable conversations in the trash, most recently deleted first."""
-        return [summary for _, _, summary in self._summaries(trashed=True)[0]]
+        query = sa.select(*_SUMMARY_COLUMNS).where(self._mine(True))
+        query = query.order_by(_c.deleted_at.desc(), _c.serial.desc())
+        with transaction(self.engine, write=False) as connection:
+            rows = connection.execute(query).all()
+        return [entry for entry in map(listing_entry, rows) if not isinstance(entry, str)]
 
     # Writing: every change is one transaction holding its conversation's row lock
 
@@ -134,6 +172,7 @@ class SqlHistoryStore(ChangingStore):
                 raise ConversationExists(conversation.id)
             serial = self._unless_taken(connection, row, conversation.id).inserted_primary_key[0]
             save_messages(connection, serial, [], conversation.messages)
+            sql_derived.save(connection, serial, None, sql_derived.derived(conversation))
         return conversation
 
     def delete(self, conversation_id: str) -> None:
@@ -187,13 +226,29 @@ class SqlHistoryStore(ChangingStore):
 
     @staticmethod
     def _remove(connection: Connection, serials: list[int]) -> None:
-        """Delete these conversations' rows, messages first."""
+        """Delete these conversations' rows, derived rows and messages first."""
+        sql_derived.remove(connection, serials)
         connection.execute(sa.delete(messages).where(_m.conversation_serial.in_(serials)))
         connection.execute(sa.delete(conversations).where(_c.serial.in_(serials)))
 
     def _mine(self, trashed: bool):
         deleted = _c.deleted_at.is_not(None) if trashed else _c.deleted_at.is_(None)
         return sa.and_(_c.owner == self.owner, deleted)
+
+    def _live(self, days: Days):
+        """This owner's live conversations that can be listed, last updated within `days`."""
+        start, end = day_bounds(days)
+        return sa.and_(
+            self._mine(False),
+            self._listable,
+            *([_c.updated_order >= start] if start is not None else []),
+            *([_c.updated_order < end] if end is not None else []),
+        )
+
+    def _newest(self, query: sa.Select, limit: int | None, offset: int) -> sa.Select:
+        """The query ordered newest first (after its own order), `limit` rows after the first `offset`."""
+        ordered = query.order_by(_c.updated_order.desc(), self._id_order.desc())
+        return ordered.limit(limit).offset(offset or None)
 
     def _row(self, connection: Connection, conversation_id: str, *, trashed=False, lock=False):
         query = sa.select(conversations).where(self._mine(trashed), _c.id == conversation_id)
@@ -250,22 +305,6 @@ class SqlHistoryStore(ChangingStore):
                 raise ConversationNotFound(conversation_id)
             return self._decode(connection, row)
 
-    def _summaries(self, *, trashed: bool) -> tuple[list[tuple], list[UnreadableFile]]:
-        """(order, id, summary) of readable rows, most recently deleted first in the trash; problems."""
-        query = sa.select(*_SUMMARY_COLUMNS).where(self._mine(trashed))
-        if trashed:
-            query = query.order_by(_c.deleted_at.desc(), _c.serial.desc())
-        with transaction(self.engine, write=False) as connection:
-            rows = connection.execute(query).all()
-        readable, problems = [], []
-        for order, *columns in rows:
-            entry = listing_entry(columns)
-            if isinstance(entry, str):
-                problems.append(UnreadableFile(str(columns[0]), entry, ADVICE))
-            else:
-                readable.append((order, entry.id, entry))
-        return readable, sorted(problems, key=lambda problem: problem.name)
-
     def _change(self, conversation_id: str, change: Change) -> Conversation:
         """Read-modify-write under the conversation's row lock, so concurrent changes all land."""
         self._check_id(conversation_id)
@@ -273,9 +312,11 @@ class SqlHistoryStore(ChangingStore):
             row = self._locked(connection, conversation_id)
             conversation = self._decode(connection, row)
             before = [list(message.items()) for message in conversation.messages]
+            derived = sql_derived.derived(conversation)
             change(conversation)
             encode(conversation)  # the same limits as the JSON store: size cap, strict JSON
             save_messages(connection, row["serial"], before, conversation.messages)
+            sql_derived.save(connection, row["serial"], derived, sql_derived.derived(conversation))
             connection.execute(
                 sa.update(conversations)
                 .where(_c.serial == row["serial"])

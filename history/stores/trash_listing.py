@@ -1,6 +1,6 @@
 """The JSON folder's `.trash/` listed without reading it whole on every History page load.
 
-Like the history table's listing (history/summary_cache.py), one os.scandir pass re-reads only files
+Like the history table's listing (history/index.py), one os.scandir pass re-reads only files
 whose (mtime_ns, size, inode) changed. A file's change time says when it was deleted: the move into
 the trash sets it, and nothing else touches a trashed file.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from history.models import ConversationSummary
 from history.stores.atomic import Unreadable
-from history.summary_cache import SUFFIX, Parser, PerFolder, StatKey, stat_key
+from history.stores.folder_scan import SUFFIX, Parser, PerFolder, StatKey, stat_key
 
 
 @dataclass(frozen=True, slots=True)

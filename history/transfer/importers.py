@@ -20,7 +20,6 @@ from pathlib import PurePosixPath
 from history import strict_json
 from history.errors import ConversationExists, HistoryUnavailable
 from history.models import MAX_TITLE_LENGTH, ROLES, utc_now
-from history.search import imported_sources
 from history.stores.base import HistoryStore
 from history.transfer.chatgpt_import import chatgpt_conversations, id_at
 from history.transfer.export import README_NAME
@@ -306,7 +305,7 @@ class _Duplicates:
     def __call__(self, candidate: Candidate) -> str | None:
         if candidate.source:
             if self.history_sources is None:
-                self.history_sources = imported_sources(self.store)
+                self.history_sources = self.store.imported_sources()
             if candidate.source in self.history_sources or candidate.source in self.sources:
                 return ALREADY_IMPORTED
             self.sources.add(candidate.source)

@@ -1,0 +1,278 @@
+"""The JSON folder's derived index (history/index.py) kept in step with its files, in `.index.sqlite`.
+
+Each entry carries its file's stat key (mtime_ns, size, inode): a listing is one os.scandir pass,
+and only files whose key changed since the index saw them are read again, so a file changed by
+hand or by another process is noticed. Writes are SQLite transactions (WAL): a crash while the
+index is written leaves it as it was before, and the next pass reads what changed meanwhile. A
+missing, corrupt or other-version index is built again from the files; a folder where it cannot
+be written (read-only, full) keeps one in memory for this process instead. One object per folder
+per process, shared by every session thread under one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from history import index
+from history.index import Entry, StatKey
+from history.models import Conversation
+from history.stores.atomic import O_NOFOLLOW, Unreadable
+from history.stores.folder_scan import SUFFIX, PerFolder, stat_key
+
+INDEX_NAME = ".index.sqlite"
+BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Reads one conversation file: (conversation, read-only?, stat key of what was read); raises Unreadable
+# with a reason for the user, or FileNotFoundError if it vanished meanwhile.
+Reader = Callable[[str, os.stat_result], tuple[Conversation, bool, StatKey]]
+
+
+@dataclass
+class ScanStats:
+    """What the last pass did, so tests and benchmarks can see the index working."""
+
+    files: int = 0
+    parsed: int = 0
+    removed: int = 0
+    rebuilt: bool = False  # the index file was missing, damaged or of another version
+    in_memory: bool = False  # the folder could not hold it
+    names: list[str] = field(default_factory=list)  # the files that were read
+
+
+class FolderIndex:
+    """The index of one folder: refresh() brings it up to date, query() reads it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / INDEX_NAME
+        self.lock = threading.RLock()
+        self.stats = ScanStats()
+        self.progress: tuple[int, int] | None = None  # (read, to read) while a pass reads many files
+        self.scanned = False
+        self._connection: sqlite3.Connection | None = None
+        self._keys: dict[str, StatKey] = {}  # what the index holds, as this process last saw it
+        self._in_memory = False
+        self._rebuilt = False
+        self._read: Reader | None = None
+        self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
+
+    def refresh(self, read: Reader) -> None:
+        """One directory pass: read the files whose key changed, drop the ones that are gone."""
+        with self.lock:
+            self._read = read
+            stats = ScanStats()
+            self._guarded(lambda: self._pass(read, stats), stats)
+            stats.rebuilt, self._rebuilt = self._rebuilt, False
+            stats.in_memory = self._in_memory
+            self.stats, self.scanned = stats, True
+
+    def query(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """run(the index) under the lock; a damaged index is built again first."""
+        with self.lock:
+            def again() -> T:
+                if self._read is not None and self._connection is None:
+                    self._pass(self._read, ScanStats())
+                return run(self._open())
+
+            return self._guarded(again)
+
+    def record(self, name: str, info: os.stat_result, conversation: Conversation) -> None:
+        """Index a file this process just wrote, so no pass needs to read it again."""
+        entry = Entry(name, stat_key(info), conversation)
+        with self.lock:
+            try:
+                self._write([entry], [])
+            except (sqlite3.Error, _Unusable):
+                self._keys.pop(name, None)  # the next pass reads the file instead
+
+    def has(self, name: str) -> bool:
+        """Whether the last pass (or a write since) saw this file."""
+        with self.lock:
+            return name in self._keys
+
+    def close(self) -> None:
+        with self.lock:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection, self._keys = None, {}
+
+    # Internals
+
+    def _guarded(self, run: Callable[[], T], stats: ScanStats | None = None) -> T:
+        """run(); if the index file fails, start over once: rebuilt if damaged, else kept in memory."""
+        try:
+            return run()
+        except (sqlite3.Error, _Foreign, _Unusable) as error:
+            if self._in_memory:
+                raise
+            self.close()
+            if _damaged(error):
+                log.warning("The history index %s is damaged or foreign; building it again", self.path)
+                self._delete_files()
+            else:
+                log.warning("Keeping the history index in memory: %s cannot be used (%s)", self.path, error)
+                self._to_memory()
+            if self._read is not None:
+                self._pass(self._read, stats or ScanStats())
+            return run()
+
+    def _pass(self, read: Reader, stats: ScanStats) -> None:
+        if self._connection is not None and not self._in_memory and self._opened != _identity(self.path):
+            self.close()  # deleted, replaced or moved away with its folder: never write to that file again
+        connection = self._open()
+        seen, changed = self._scan()
+        gone = [name for name in self._keys if name not in seen]
+        if changed:  # another process may have indexed them already
+            known = index.keys(connection, changed)
+            for name in changed:
+                if known.get(name) == seen[name][0]:
+                    self._keys[name] = known[name]
+            changed = [name for name in changed if self._keys.get(name) != seen[name][0]]
+        total = len(changed)
+        self.progress = (0, total) if total > BATCH else None
+        try:
+            for start in range(0, max(total, 1), BATCH):
+                names = changed[start : start + BATCH]
+                batch = [entry for name in names if (entry := self._entry(read, name, seen[name][1], stats))]
+                self._write(batch, gone if start == 0 else [])
+                if self.progress is not None:
+                    self.progress = (min(start + BATCH, total), total)
+        finally:
+            self.progress = None
+        stats.files, stats.removed = len(seen), len(gone)
+
+    def _scan(self) -> tuple[dict[str, tuple[StatKey, os.stat_result]], list[str]]:
+        """Every conversation file's key, and the names whose key differs from the index's."""
+        seen: dict[str, tuple[StatKey, os.stat_result]] = {}
+        try:
+            entries = os.scandir(self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            return seen, []
+        with entries:
+            for dir_entry in entries:
+                name = dir_entry.name
+                if name.startswith(".") or not name.endswith(SUFFIX):
+                    continue
+                try:
+                    info = dir_entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                seen[name] = (stat_key(info), info)
+        changed = [name for name, (key, _) in seen.items() if self._keys.get(name) != key]
+        return seen, changed
+
+    def _write(self, batch: list[Entry], gone: list[str]) -> None:
+        """One transaction, then what this process knows the index holds."""
+        if not batch and not gone:
+            return
+        connection = self._open()
+        with connection:
+            index.remove(connection, gone)
+            index.put(connection, batch)
+        for name in gone:
+            self._keys.pop(name, None)
+        for entry in batch:
+            self._keys[entry.name] = entry.key
+
+    def _entry(self, read: Reader, name: str, info: os.stat_result, stats: ScanStats) -> Entry | None:
+        try:
+            conversation, read_only, key = read(name, info)
+            entry = Entry(name, key, conversation, read_only)
+        except Unreadable as problem:
+            entry = Entry(name, stat_key(info), reason=problem.reason)
+        except FileNotFoundError:
+            return None
+        stats.parsed += 1
+        stats.names.append(name)
+        return entry
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection, opening (and if new or of another version, creating) the index first."""
+        if self._connection is not None:
+            return self._connection
+        if not self.root.is_dir():  # nothing saved yet: an empty index, until the folder exists
+            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            index.create(empty)
+            return empty
+        # Made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o600))
+            os.chmod(self.path, 0o600)
+        except OSError as error:  # a read-only folder, a symbolic link in its place
+            raise _Unusable(str(error)) from error
+        connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed transaction
+            if not index.is_current(connection):
+                if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:  # not a new file
+                    raise _Foreign(f"{self.path} holds something else than this version's index")
+                index.create(connection)
+                self._rebuilt = True
+            keys = index.keys(connection)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection, self._keys, self._opened = connection, keys, _identity(self.path)
+        return connection
+
+    def _to_memory(self) -> None:
+        self._connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        index.create(self._connection)
+        self._keys, self._in_memory = {}, True
+
+    def _delete_files(self) -> None:
+        self._rebuilt = True
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+class _Unusable(Exception):
+    """The index file cannot be made or opened here: the index is kept in memory instead."""
+
+
+class _Foreign(Exception):
+    """The index file is a database of another version (or another program): it is built again."""
+
+
+# The file cannot be used now (written, opened, locked): anything else means it is damaged.
+_UNUSABLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM",
+             "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM", "SQLITE_NOLFS", "SQLITE_AUTH")
+
+
+def _damaged(error: Exception) -> bool:
+    """Whether the index file is corrupt, foreign or half-made (rather than unwritable or busy)."""
+    if isinstance(error, _Foreign):
+        return True
+    if isinstance(error, sqlite3.Error):
+        return not (error.sqlite_errorname or "").startswith(_UNUSABLE)
+    return False  # _Unusable: a symbolic link, a folder that refuses files
+
+
+_indexes: PerFolder[FolderIndex] = PerFolder(FolderIndex)
+index_for = _indexes.get
+
+
+def forget_all() -> None:
+    """Close and forget every folder's index, as a new process would start (tests, benchmarks)."""
+    for folder_index in _indexes.clear():
+        folder_index.close()
