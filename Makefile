@@ -60,8 +60,8 @@ bench: $(VENV)/.dev-installed browser
 	$(PY) -m bench.browser_bench
 	$(PY) -m bench.rerun_bench
 	$(PY) -m bench.memory_bench
-	$(PY) -m bench.search_bench
-	$(PY) -m bench.insights_bench
+	$(PY) -m bench.index_bench
+	$(PY) -m bench.insights_sql_bench
 	$(PY) -m bench.store_bench
 	$(PY) -m bench.local_bench
 

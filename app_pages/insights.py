@@ -1,25 +1,20 @@
-"""The Insights page: how the bot is used and how well it answers, from the saved history."""
+"""The Insights page: how the bot is used and how well it answers, from the saved history.
+
+The figures come from store.insights(), which the store's engine aggregates (history/insight_queries.py);
+every message is read only for the CSV download, when it is clicked.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import streamlit as st
 
 from app_pages.safe_text import plain
 from app_pages.shared import App
-from history.insights import (
-    answer_sources,
-    between,
-    bucket_size,
-    daily_activity,
-    feedback_by_day,
-    headline,
-    reply_times,
-    to_csv,
-    top_first_questions,
-)
+from history.insights import between, to_csv
+from history.stores.base import HistoryStore
 
 LABELS = {
     "conversations": "Conversations",
@@ -42,8 +37,10 @@ def _seconds(milliseconds: float | None) -> str:
     return "–" if milliseconds is None else f"{milliseconds / 1000:.1f} s"
 
 
-def render_headline(frame: pd.DataFrame) -> None:
-    figures = headline(frame)
+DATES_KEY = "insights_dates"  # the date picker's range, read before the figures it picks are asked for
+
+
+def render_headline(figures: dict) -> None:
     columns = st.columns(5)
     columns[0].metric("Conversations", f"{figures['conversations']:,}", help="Started in the date range.")
     columns[1].metric("Messages", f"{figures['messages']:,}")
@@ -68,29 +65,41 @@ def chart_with_data(title: str, data: pd.DataFrame, kind: str, columns: list[str
         st.dataframe(data)
 
 
+def _picked(value: object) -> tuple[date | None, date | None]:
+    """The start and end day of the picker's value: a range, one day while a range is picked, or none."""
+    days = list(value) if isinstance(value, (tuple, list)) else [value] if isinstance(value, date) else []
+    start, end = (*days, None, None)[:2]
+    return start, end or start
+
+
+def _csv(store: HistoryStore, start: date | None, end: date | None) -> bytes:
+    """The messages of the range as CSV, read from the store only when the download is clicked."""
+    return to_csv(between(store.insight_rows(), start, end))
+
+
 def render(app: App) -> None:
     st.subheader("Insights")
-    rows = app.store.insight_rows()
-    if rows.empty:
+    start, end = _picked(st.session_state.get(DATES_KEY))
+    figures = app.store.insights(start, end)
+    if start is None and figures.undated and figures.dates:  # the picker's first range leaves them out
+        start, end = figures.dates
+        figures = app.store.insights(start, end)
+    if not figures.messages:
         st.info("No conversations yet. Insights appear once people start chatting.")
         return
-    times = rows["created_at"].dropna()
-    first, last = times.min().date(), times.max().date()
-    picked = st.date_input("Dates (UTC)", value=(first, last), format="YYYY-MM-DD")
-    start, end = (*picked, None, None)[:2]
-    frame = between(rows, start, end or start)
-    render_headline(frame)
-    per = bucket_size(frame)  # a day, unless the dates span more days than a chart can show
+    st.date_input("Dates (UTC)", value=figures.dates or (), format="YYYY-MM-DD", key=DATES_KEY)
+    render_headline(figures.headline)
+    per = figures.bucket  # a day, unless the dates span more days than a chart can show
     if per != "day":
         st.caption(plain(
             f"These dates span too long a time to show every day, so the charts count per {per}. "
             "Pick a shorter range to see days; a conversation dated far off may have a wrong clock."
         ))
     chart_with_data(
-        f"Conversations and messages per {per}", daily_activity(frame), "bar", ["conversations", "messages"],
+        f"Conversations and messages per {per}", figures.activity, "bar", ["conversations", "messages"],
         f"Conversations counted in the {per} they started; messages from users and the bot.",
     )
-    times_table = reply_times(frame)
+    times_table = figures.reply_times
     chart_with_data(
         "Reply time", times_table, "line", ["latency_median_ms", "latency_p90_ms", "first_token_median_ms"],
         f"Milliseconds per {per} for model answers: median and 90th percentile of the whole reply, "
@@ -101,17 +110,17 @@ def render(app: App) -> None:
         f"Tokens per {per} that the server reported for model answers.",
     )
     chart_with_data(
-        "Feedback", feedback_by_day(frame), "bar", ["up", "down"],
+        "Feedback", figures.feedback, "bar", ["up", "down"],
         f"Thumbs up and down given per {per}; the table has the share of thumbs up.",
     )
     chart_with_data(
-        "Who answered", answer_sources(frame), "bar", ["answers"],
+        "Who answered", figures.sources, "bar", ["answers"],
         "The model, a scripted answer from the bot profile, or the profile's fallback.",
     )
     st.markdown("#### Most common first questions")
-    st.dataframe(top_first_questions(frame), hide_index=True)
+    st.dataframe(figures.top_questions, hide_index=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     st.download_button(
-        "Download messages (CSV)", lambda: to_csv(frame), f"chat-insights-{stamp}.csv",
+        "Download messages (CSV)", lambda: _csv(app.store, start, end), f"chat-insights-{stamp}.csv",
         mime="text/csv", icon=":material/download:", on_click="ignore",
     )

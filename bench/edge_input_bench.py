@@ -33,19 +33,19 @@ from bench.report import (
 from bench.search_data import fill
 from history.insights import daily_activity, feedback_by_day, messages_frame, reply_times
 from history.models import Conversation, make_message
-from history.search import _TERM, SEPARATOR, fold, query_terms, search
+from history.search import _TERM, _WORD, MAX_TERMS, Term, query_terms
 from history.stores.json_store import JsonHistoryStore
 from tests.test_insights import FAR_APART
 
 
-def quadratic_terms(query: str) -> list[str]:
-    """The repeat check before the fix: a list scanned for every word."""
-    terms: list[str] = []
-    for phrase, word in _TERM.findall(query.replace(SEPARATOR, " ")):
-        term = fold(" ".join(phrase.split()) if phrase else word)
-        if term and term not in terms:
-            terms.append(term)
-    return terms
+def quadratic_terms(query: str) -> list[Term]:
+    """The repeat check before the fix: a list scanned for every word (today's terms, the old loop)."""
+    terms: list[Term] = []
+    for phrase, word in _TERM.findall(query):
+        words = tuple(w.lower() for w in _WORD.findall(phrase or word))
+        if words and Term(words) not in terms:
+            terms.append(Term(words))
+    return terms[:MAX_TERMS]
 
 
 def per_day_activity(frame: pd.DataFrame) -> pd.DataFrame:
@@ -72,12 +72,11 @@ def insights_page(root: str) -> None:
 def per_day_page(root: str) -> None:
     """Baseline: the first chart of the page, and its numbers, as they were drawn: one row per day."""
     import streamlit as st
-    from history.insights_cache import insight_rows
 
     from bench.edge_input_bench import per_day_activity
     from history.stores.json_store import JsonHistoryStore
 
-    activity = per_day_activity(insight_rows(JsonHistoryStore(root)))
+    activity = per_day_activity(JsonHistoryStore(root).insight_rows())
     st.bar_chart(activity, stack=False)
     st.dataframe(activity)
 
@@ -108,17 +107,17 @@ def peak_mb(action) -> float:
 def long_query(root: Path, words: int) -> list[list[object]]:
     query = " ".join(f"w{n}" for n in range(words))
     store = JsonHistoryStore(root)
-    search(store, "")  # a warm server: the text index is loaded
+    store.search("", 1)  # a warm server: the index is open
     terms = timed(lambda: query_terms(query), 5)
-    whole = timed(lambda: search(store, query), 5)
+    whole = timed(lambda: store.search(query, 100), 5)
     started = time.perf_counter()
     assert quadratic_terms(query) == query_terms(query)
     baseline = time.perf_counter() - started
-    over = f"over {len(store.list()):,} conversations (warm)"
+    over = f"over {store.count():,} conversations (warm)"
     return [
         [f"`query_terms()` of {words:,} different words", spread(terms), ms(baseline),
          f"{baseline / median(terms):,.0f}×", verdict(median(terms) < 1)],
-        [f"`search()` with that query {over}", spread(whole), "—", "—", verdict(median(whole) < 1)],
+        [f"`store.search()` with that query {over}", spread(whole), "—", "—", verdict(median(whole) < 1)],
     ]
 
 

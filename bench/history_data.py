@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from history import summary_cache
 from history.models import Conversation, make_message
+from history.stores import folder_index
 from history.stores.json_store import JsonHistoryStore, encode
 
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
@@ -39,23 +39,28 @@ def conversation(n: int, messages: int, content=text) -> Conversation:
 
 
 def fill(root: Path, conversations: int, messages: int) -> float:
-    """Write the files without fsync, then list once to build .index.json as a deployment has.
+    """Write the files without fsync, then count once to build the folder's index as a deployment has.
 
-    Returns that first listing's seconds: it parses every file, which is what listing costs
-    without the summary cache (the listing baseline).
+    Returns that first count's seconds: it parses every file, which is what building the index from
+    nothing costs.
     """
     root.mkdir(parents=True)
     for n in range(conversations):
         conv = conversation(n, messages)
         (root / f"{conv.id}.json").write_bytes(encode(conv))
-    summary_cache.forget_all()
+    return build_index(root)
+
+
+def build_index(root: Path) -> float:
+    """Seconds to build the folder's index as a new process would; the process forgets it after."""
+    folder_index.forget_all()
     store = JsonHistoryStore(root)
     started = time.perf_counter()
-    store.list()
+    store.count()
     elapsed = time.perf_counter() - started
-    if not store.last_scan.index_saved:
-        raise RuntimeError(f"the first listing of {root} did not write {summary_cache.INDEX_NAME}")
-    summary_cache.forget_all()  # what follows starts as a new process would
+    if not store.last_scan.rebuilt or store.last_scan.in_memory:
+        raise RuntimeError(f"the first count of {root} did not write {folder_index.INDEX_NAME}")
+    folder_index.forget_all()  # what follows starts as a new process would
     return elapsed
 
 

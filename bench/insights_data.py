@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import history_data as data
-from history import summary_cache
 from history.models import Conversation, make_message
-from history.stores.json_store import JsonHistoryStore, encode
+from history.stores.json_store import encode
 
 DAYS = 90
 QUESTIONS = [
@@ -56,18 +56,26 @@ def answer(rng: random.Random, at: str) -> dict:
     return make_message("assistant", data.REPLY, created_at=at, **extra)
 
 
-def conversation(n: int, total: int, messages: int) -> Conversation:
-    """Conversation c<n>, started at an even spread over DAYS days, a message every ~40 s."""
-    rng = random.Random(n)
+def conversation(
+    n: int, total: int, messages: int, rng: random.Random | None = None,
+    text: Callable[[random.Random, int, int], str] | None = None,
+) -> Conversation:
+    """Conversation c<n>, started at an even spread over DAYS days, a message every ~40 s; `text`, when
+    given, writes every message after the first question (the replies' too), from the same rng."""
+    rng = rng or random.Random(n)
     start = int(n * DAYS * 86_400 / total)
     conv = Conversation(id=f"c{n:06d}", model="bench-model", created_at=data.stamp(start))
     question = spelling(rng.choice(QUESTIONS), rng)
     for k in range(messages):
         at = data.stamp(start + k * 40 + rng.randint(0, 20))
         if k % 2:
-            conv.add(answer(rng, at))
+            reply = answer(rng, at)
+            if text is not None:
+                reply["content"] = text(rng, n, k)
+            conv.add(reply)
         else:
-            conv.add(make_message("user", question if k == 0 else data.text(n, k), created_at=at))
+            content = question if k == 0 else text(rng, n, k) if text is not None else data.text(n, k)
+            conv.add(make_message("user", content, created_at=at))
     return conv
 
 
@@ -76,5 +84,4 @@ def fill(root: Path, conversations: int, messages: int) -> None:
     for n in range(conversations):
         conv = conversation(n, conversations, messages)
         (root / f"{conv.id}.json").write_bytes(encode(conv))
-    summary_cache.forget_all()
-    JsonHistoryStore(root).list()  # writes .index.json, as a deployment has one
+    data.build_index(root)  # as a deployment has one

@@ -76,6 +76,11 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def _ram_gb() -> float:
+    """Physical memory, from sysconf: what the OS file cache can hold of a large history."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 def _chromium_version() -> str:
     try:
         out = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True, timeout=20)
@@ -92,6 +97,7 @@ def machine(browser: bool = False) -> str:
     parts = [
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         f"nproc={os.cpu_count()} ({_cpu_model()})",
+        f"RAM {_ram_gb():.0f} GB",
         f"Python {sys.version.split()[0]}",
         f"streamlit {streamlit.__version__}",
         f"load average {load}",

@@ -7,9 +7,8 @@ import random
 from pathlib import Path
 
 from bench import history_data as data
-from history import summary_cache
 from history.search import query_terms
-from history.stores.json_store import JsonHistoryStore, encode
+from history.stores.json_store import encode
 
 VOCABULARY = [
     f"{a}{b}{c}"
@@ -41,14 +40,12 @@ def content(n: int, k: int) -> str:
 
 
 def fill(root: Path, conversations: int, messages: int) -> None:
-    """Write the folder without fsync, then list once so .index.json exists as in a deployment."""
+    """Write the folder without fsync, then build its index once, as a deployment has one."""
     root.mkdir(parents=True)
     for n in range(conversations):
         conv = data.conversation(n, messages, content=content)
         (root / f"{conv.id}.json").write_bytes(encode(conv))
-    summary_cache.forget_all()
-    JsonHistoryStore(root).list()
-    summary_cache.forget_all()
+    data.build_index(root)
 
 
 def naive_search(root: Path, query: str) -> list[str]:

@@ -36,9 +36,8 @@ import sqlalchemy as sa
 from bench import history_data as data
 from bench import report as rp
 from bench.history_bench import save_turn
-from history import summary_cache
 from history.models import Conversation, make_message
-from history.stores import sql_derived, sql_schema
+from history.stores import folder_index, sql_derived, sql_schema
 from history.stores.backend import open_store
 from history.stores.base import HistoryStore
 from history.stores.sql_rows import conversation_values, message_values
@@ -138,8 +137,8 @@ def forget_engine(url: str) -> None:
 
 
 def forget(target: str) -> None:
-    """Drop what this process holds for the store (listing cache; engine, connections, schema check)."""
-    summary_cache.forget_all()
+    """Drop what this process holds for the store (the folder's index; engine, connections, schema check)."""
+    folder_index.forget_all()
     if "://" in target:
         forget_engine(target)
 

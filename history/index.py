@@ -14,19 +14,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
-from history.insights import message_rows, messages_frame
+from history import insight_queries
+from history.insights import DERIVED, derived_values, message_rows, messages_frame
 from history.listing import day_bounds
 from history.models import Conversation, ConversationSummary, order_of, source_key
 from history.search import FTS5_TOKENIZE, SEPARATOR, SearchHit, Term, body, fts5_query, query_terms, snippet
 
-VERSION = 1  # PRAGMA user_version; an index of another version is built again
+VERSION = 3  # PRAGMA user_version; an index of another version is built again
 StatKey = tuple[int, int, int]
 _ROLE_LETTERS = {"system": "s", "user": "u", "assistant": "a"}
 _ROLES = {letter: role for role, letter in _ROLE_LETTERS.items()}
 _SUMMARY = "f.id, f.title, f.created_at, f.updated_at, f.message_count, f.model, f.read_only"
 _ROWS = ("created_at, role, source, latency_ms, first_token_ms, prompt_tokens, completion_tokens, "
          "total_tokens, feedback, first_question, status, starts")
+_DERIVED = ", ".join(DERIVED)  # history.insights.derived_values, for the SQL of history/insight_queries.py
+_DAYS = f"day, {', '.join(insight_queries.DAY_TOTALS)}, month, question, question_key, question_at_us"
+_MODEL = "role = 'assistant' AND source = 'model'"  # the partial indexes' terms, as the queries write them
+_TERMS = "role, source, status"  # in the indexes too: SQLite checks the terms there, not in the table
+# Covering indexes, so the per-day sums and the question spellings are grouped in index order, unsorted
+_DAY_INDEXES = f"""CREATE INDEX insight_days_day ON insight_days (day,
+    {', '.join(insight_queries.DAY_TOTALS)});
+CREATE INDEX insight_days_question ON insight_days (question_key, question, question_at_us, day)
+    WHERE question_key IS NOT NULL;
+"""
 _SCHEMA = f"""
 CREATE TABLE files (
     rowid INTEGER PRIMARY KEY,
@@ -38,9 +51,19 @@ CREATE TABLE files (
 );
 CREATE INDEX files_recent ON files (sort DESC, id DESC) WHERE reason IS NULL;
 CREATE VIRTUAL TABLE texts USING fts5 (title, body, tokenize = '{FTS5_TOKENIZE}');
-CREATE TABLE insight_rows (file INTEGER NOT NULL, position INTEGER NOT NULL, {_ROWS},
+CREATE TABLE insight_rows (file INTEGER NOT NULL, position INTEGER NOT NULL, {_ROWS}, {_DERIVED},
                            PRIMARY KEY (file, position)) WITHOUT ROWID;
-PRAGMA user_version = {VERSION};
+CREATE INDEX insight_latency ON insight_rows (day, latency_ms, {_TERMS})
+    WHERE {_MODEL} AND latency_ms IS NOT NULL AND status IS NULL;
+CREATE INDEX insight_latency_all ON insight_rows (latency_ms, day, {_TERMS})
+    WHERE {_MODEL} AND latency_ms IS NOT NULL AND status IS NULL;
+CREATE INDEX insight_first_token ON insight_rows (day, first_token_ms, {_TERMS})
+    WHERE {_MODEL} AND first_token_ms IS NOT NULL;
+CREATE INDEX insight_first_token_all ON insight_rows (first_token_ms, day, {_TERMS})
+    WHERE {_MODEL} AND first_token_ms IS NOT NULL;
+CREATE TABLE insight_days (file INTEGER NOT NULL, {_DAYS});  -- insight_queries.day_totals of each entry
+CREATE INDEX insight_days_file ON insight_days (file);
+{_DAY_INDEXES}PRAGMA user_version = {VERSION};
 """
 
 
@@ -65,7 +88,7 @@ def is_current(connection: sqlite3.Connection) -> bool:
     if connection.execute("PRAGMA user_version").fetchone()[0] != VERSION:
         return False
     names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    return {"files", "texts", "insight_rows"} <= names
+    return {"files", "texts", "insight_rows", "insight_days"} <= names
 
 
 def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> dict[str, StatKey]:
@@ -81,8 +104,21 @@ def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> 
     return found
 
 
+def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterable[str] = ()) -> None:
+    """Drop the gone names and add or replace the entries in one transaction: all of it or none.
+
+    The connections here are in autocommit mode (isolation_level=None), where `with` alone begins
+    no transaction; BEGIN IMMEDIATE takes the write lock first, so a busy index waits its timeout.
+    """
+    with connection:
+        connection.execute("BEGIN IMMEDIATE")
+        remove(connection, gone)
+        put(connection, entries)
+
+
 def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:
-    """Add or replace entries (call inside a transaction)."""
+    """Add or replace entries (inside a transaction: see write)."""
+    rows: list[tuple] = []  # (file, position, *message_rows[1:]) of every entry, derived values added at once
     for entry in entries:
         remove(connection, [entry.name])
         conversation = entry.conversation
@@ -104,20 +140,30 @@ def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:
         ).lastrowid
         connection.execute("INSERT INTO texts (rowid, title, body) VALUES (?, ?, ?)",
                            (file, summary.title, body(contents)))
-        connection.executemany(
-            f"INSERT INTO insight_rows (file, position, {_ROWS}) VALUES ({', '.join('?' * 14)})",
-            [(file, position, *row[1:]) for position, row in enumerate(message_rows(conversation))],
-        )
+        rows.extend((file, position, *row) for position, row in enumerate(message_rows(conversation)))
+    derived = derived_values([row[2:] for row in rows])  # one parse for the batch: pandas is slow per call
+    connection.executemany(
+        f"INSERT INTO insight_rows (file, position, {_ROWS}, {_DERIVED}) VALUES ({', '.join('?' * 18)})",
+        [(*row[:2], *row[3:], *more) for row, more in zip(rows, derived, strict=True)],
+    )
+    by_file: dict[int, list[tuple]] = {}
+    for row, more in zip(rows, derived, strict=True):
+        by_file.setdefault(row[0], []).append((*row[2:], *more))
+    connection.executemany(
+        f"INSERT INTO insight_days (file, {_DAYS}) VALUES (?, {', '.join('?' * len(_DAYS.split(', ')))})",
+        [(file, *totals) for file, found in by_file.items() for totals in insight_queries.day_totals(found)],
+    )
 
 
 def remove(connection: sqlite3.Connection, names: Iterable[str]) -> None:
-    """Drop entries by name (call inside a transaction)."""
+    """Drop entries by name (inside a transaction: see write)."""
     for name in names:
         row = connection.execute("SELECT rowid FROM files WHERE name = ?", (name,)).fetchone()
         if row is None:
             continue
         connection.execute("DELETE FROM texts WHERE rowid = ?", row)
         connection.execute("DELETE FROM insight_rows WHERE file = ?", row)
+        connection.execute("DELETE FROM insight_days WHERE file = ?", row)
         connection.execute("DELETE FROM files WHERE rowid = ?", row)
 
 
@@ -203,10 +249,64 @@ def frame(connection: sqlite3.Connection, scope: Scope) -> pd.DataFrame:
         f" JOIN files f ON f.rowid = r.file WHERE {where} ORDER BY f.rowid, r.position",
         values,
     )
-    return messages_frame((*row[:-1], bool(row[-1])) for row in rows)
+    return messages_frame(rows)  # `starts` comes back as 0 or 1: the frame's bool column takes it as is
 
 
 def sources(connection: sqlite3.Connection, scope: Scope) -> set[str]:
     where, values = scope.where()
     query = f"SELECT f.source FROM files f WHERE f.source IS NOT NULL AND {where}"
     return {row[0] for row in connection.execute(query, values)}
+
+
+
+
+_files = sa.table("files", *map(sa.column, ("rowid", "id", "reason")), sa.column("read_only", sa.Boolean))
+_rows = sa.table("insight_rows", sa.column("file"), sa.column("starts", sa.Boolean), *map(sa.column, (
+    "role", "source", "feedback", "status", "first_question", "question_key")), *(sa.column(name, sa.Integer)
+    for name in ("day", "month", "at_us", "latency_ms", "first_token_ms", "total_tokens")))
+_days = sa.table("insight_days", *(sa.column(name, sa.Integer) for name in (
+    "file", "day", "month", "question_at_us", *insight_queries.DAY_TOTALS)), *map(sa.column, (
+    "question", "question_key")))
+_SQLITE = sqlite.dialect(paramstyle="qmark")
+
+
+def insights(connection: sqlite3.Connection, scope: Scope, start, end) -> insight_queries.Insights:
+    """The Insights page's figures for these UTC days, aggregated by SQLite (history/insight_queries.py)
+    from the day totals, and the percentiles from the partial indexes on the rows."""
+    f, r, d = _files.c, _rows.c, _days.c
+    row_columns = [*(r[name] for name in insight_queries.NAMES[1:12]), r.first_question.label("question"),
+                   r.question_key]
+    day_columns = [d[name] for name in ("day", "month", *insight_queries.DAY_TOTALS, "question",
+                                        "question_key", "question_at_us")]
+    if scope.hide_read_only:  # the Flask history's read-only copy: its rows are left out through the join
+        shown = sa.and_(f.reason.is_(None), sa.not_(f.read_only))
+        rows = sa.select(f.id.label("conversation"), *row_columns).select_from(
+            _rows.join(_files, f.rowid == r.file)).where(shown).subquery("m")
+        days = sa.select(f.id.label("conversation"), *day_columns).select_from(
+            _days.join(_files, f.rowid == d.file)).where(shown).subquery("d")
+    else:  # only readable entries have rows: the plain tables, so SQLite reads them through their indexes
+        rows = sa.select(r.file.label("conversation"), *row_columns).subquery("m")
+        days = sa.select(d.file.label("conversation"), *day_columns).subquery("d")
+    messages = insight_queries.Messages(rows, days=days)
+    return insight_queries.insights(_Runner(connection), messages, start, end)
+
+
+class _Runner:
+    """SQLAlchemy queries run on the index's own sqlite3 connection, each compiled once per page."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.compiled: dict[int, tuple[sa.Select, str, object]] = {}
+
+    def __call__(self, query: sa.Select, values: dict | None = None) -> list[tuple]:
+        known = self.compiled.get(id(query))
+        if known is None or known[0] is not query:
+            known = self.compiled[id(query)] = (query, *_compiled(query))
+        _, text, compiled = known
+        params = compiled.construct_params(values)
+        return self.connection.execute(text, [params[name] for name in compiled.positiontup or ()]).fetchall()
+
+
+def _compiled(query: sa.Select) -> tuple[str, object]:
+    compiled = query.compile(dialect=_SQLITE)
+    return str(compiled), compiled

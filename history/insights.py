@@ -4,7 +4,9 @@ Plain functions without Streamlit. `messages_frame` turns conversations into row
 assistant messages; every figure takes such a frame (or a slice from `between`). Saved files may
 be hand-edited or imported: a field of the wrong type counts as missing, never as an error.
 Each store keeps the rows `message_rows` makes (the folder in its index, history/index.py; a database
-in a table of its own), so the frame is read from them, not from every conversation.
+in a table of its own), so the frame is read from them, not from every conversation. The page itself
+draws store.insights(), the same figures aggregated by the store's engine (history/insight_queries.py);
+these functions define them, and the frame is still built for the CSV download.
 """
 
 from __future__ import annotations
@@ -92,6 +94,28 @@ def message_rows(conversation: Conversation) -> list[tuple]:
         status = _one_of(message.get("status"), STATUSES)
         rows.append((cid, at, role, source, *timing, *tokens, feedback, None, status, starts))
     return rows
+
+
+DERIVED = ("at_us", "day", "month", "question_key")  # what the stores' SQL groups by, made here
+
+
+def derived_values(rows: list[tuple]) -> list[tuple]:
+    """Per row of message_rows: its time in microseconds since 1970 (UTC), its UTC day and month as
+    counts since 1970, and its first question's grouping key; parsed as messages_frame parses them, so
+    the stores' SQL aggregates agree with the pandas figures (None where the frame has NaT or NA)."""
+    if not rows:
+        return []
+    times = _times([row[1] for row in rows]).tz_localize(None).to_numpy(dtype="datetime64[us]")
+    known = ~np.isnat(times)
+    days = times.astype("datetime64[D]")
+    numbers = [np.where(known, values.astype(np.int64), 0).tolist()
+               for values in (times, days, days.astype("datetime64[M]"))]
+    questions = [row[10] for row in rows]
+    keys = _question_key(pd.Series(pd.array(questions, dtype="str"))).tolist()
+    return [
+        (*((n[i] for n in numbers) if known[i] else (None,) * 3), keys[i] or None if question else None)
+        for i, question in enumerate(questions)
+    ]
 
 
 def _category(values: list, categories: tuple[str, ...]) -> pd.Categorical:
@@ -298,7 +322,13 @@ def top_first_questions(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     asked = frame.loc[frame["first_question"].notna(), ["first_question", "created_at"]]
     asked = asked.assign(key=_question_key(asked["first_question"]))
     asked = asked[asked["key"] != ""]
-    spellings = asked.groupby(["key", "first_question"])["created_at"].agg(["size", "min"]).reset_index()
+    spellings = asked.groupby(["key", "first_question"])["created_at"].agg(["size", "min"])
+    return top_spellings(spellings.reset_index(), n)
+
+
+def top_spellings(spellings: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """top_first_questions from each spelling's key, text, size and first time (a store's SQL counts them)."""
+    spellings = spellings.sort_values(["key", "first_question"], kind="stable", ignore_index=True)
     spellings["conversations"] = spellings.groupby("key")["size"].transform("sum")
     spellings["first"] = spellings.groupby("key")["min"].transform("min")
     best = spellings.sort_values(["size", "min"], ascending=[False, True], na_position="last")

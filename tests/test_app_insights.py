@@ -92,3 +92,21 @@ def test_conversations_centuries_apart_draw_a_few_dozen_rows_not_every_day(new_v
     assert len(activity) == 60 and activity["conversations"].sum() == 2  # decades 1670…2260, not 213,000 days
     assert "#### Conversations and messages per decade" in [m.value for m in at.markdown]
     assert any("per decade" in caption.value for caption in at.caption)
+
+
+def test_messages_without_a_time_are_left_out_as_the_date_range_leaves_them(new_visit, history_dir):
+    store = JsonHistoryStore(history_dir)
+    for cid, messages in HISTORY.items():
+        save(store, cid, messages)
+    store.append("a", HISTORY["a"][0] | {"created_at": "not a time"})
+    at = new_visit()
+    go_to(at, "insights")
+    at.run()
+    assert metrics(at)["Messages"] == "14"  # of 15: the picker starts at the first and ends at the last day
+    assert insights_range(at) == (date(2026, 3, 1), date(2026, 3, 3))
+    at.date_input[0].set_value((date(2026, 3, 1), date(2026, 3, 2))).run()
+    assert metrics(at)["Messages"] == "6"
+
+
+def insights_range(at) -> tuple:
+    return tuple(at.date_input[0].value)

@@ -232,3 +232,16 @@ def test_an_index_deleted_or_moved_while_a_server_has_it_open_is_never_written_a
             os.unlink(moved / name)
     again = JsonHistoryStore(moved)
     assert again.count() == 3 and again.last_scan.rebuilt and (moved / INDEX_NAME).is_file()
+
+
+def test_a_write_that_fails_halfway_leaves_the_index_as_it_was(tmp_path):
+    connection = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)
+    index.create(connection)
+    index.write(connection, [index.Entry("c00001.json", (1, 2, 3), conversation(1))])
+    connection.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON insight_days BEGIN SELECT RAISE(ABORT, 'disk I/O'); END")
+    with pytest.raises(sqlite3.IntegrityError):
+        index.write(connection, [index.Entry("c00002.json", (4, 5, 6), conversation(2))], ["c00001.json"])
+    assert index.keys(connection) == {"c00001.json": (1, 2, 3)}
+    assert [hit.id for hit in index.search(connection, "lisbon", index.Scope())] == ["c00001"]
+    assert connection.execute("SELECT count(*) FROM insight_rows").fetchone() == (2,)

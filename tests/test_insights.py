@@ -83,7 +83,7 @@ def save(store: JsonHistoryStore, cid: str, messages: list[dict]) -> None:
 
 
 def saved_history(root) -> JsonHistoryStore:
-    """A folder holding HISTORY (tests/test_insights_cache.py uses it too)."""
+    """A folder holding HISTORY."""
     store = JsonHistoryStore(root)
     for cid, messages in HISTORY.items():
         save(store, cid, messages)

@@ -147,3 +147,14 @@ def test_a_damaged_file_in_the_trash_is_purged_with_the_rest(tmp_path):
 
     assert store.purge_deleted(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert sorted(p.name for p in trash.iterdir()) == ["two words.json"]
+
+
+def test_the_caches_an_older_version_kept_are_removed_and_a_folder_of_that_name_is_not(tmp_path):
+    root = tmp_path / "history"
+    root.mkdir()
+    for name in json_store.OLD_CACHES[:2]:
+        (root / name).write_bytes(b"text of a deleted conversation")
+    (root / json_store.OLD_CACHES[2]).mkdir()  # not something this app made
+    JsonHistoryStore(root)
+    assert not (root / ".index.json").exists() and not (root / ".search-index").exists()
+    assert (root / ".insights-index").is_dir()

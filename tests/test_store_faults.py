@@ -85,6 +85,7 @@ READS: dict[str, Callable] = {
     "exists": lambda s: s.exists("kept"),
     "search": lambda s: s.search("question"),
     "insight_rows": lambda s: s.insight_rows(),
+    "insights": lambda s: s.insights(),
     "imported_sources": lambda s: s.imported_sources(),
     "deleted": lambda s: s.deleted(),
     "get_deleted": lambda s: s.get_deleted("trashed"),

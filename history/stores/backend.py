@@ -23,10 +23,9 @@ from history.stores.sql_schema import (
     engine_for,
     ensure_upgraded,
     is_database_url,
-    owners,
     transaction,
 )
-from history.stores.sql_store import SqlHistoryStore
+from history.stores.sql_store import SqlHistoryStore, owners
 
 USERS_DIR = "users"
 _OWNER = re.compile(r"^[A-Za-z0-9_-]{1,100}(/[A-Za-z0-9_-]{1,100})*$")

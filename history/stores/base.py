@@ -19,6 +19,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from history.errors import ConversationChanged, ConversationNotFound, HistoryError, InvalidConversation
+from history.insight_queries import Insights
 from history.models import Conversation, ConversationSummary
 from history.search import SearchHit
 from history.stores.changes import Change, appending, prepared, replacing_tail, updating, updating_message
@@ -101,7 +102,13 @@ class HistoryStore(ABC):
 
     @abstractmethod
     def insight_rows(self) -> pd.DataFrame:
-        """history.insights.messages_frame of every readable conversation, from the store's own rows."""
+        """history.insights.messages_frame of every readable conversation, from the store's own rows (for
+        the CSV download: it reads every row)."""
+
+    @abstractmethod
+    def insights(self, start: date | None = None, end: date | None = None) -> Insights:
+        """The Insights page's figures for messages from the start through the end UTC day (None: open),
+        aggregated by the store's engine, so a page never reads every message (history/insight_queries.py)."""
 
     @abstractmethod
     def imported_sources(self) -> set[str]:

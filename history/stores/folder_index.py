@@ -135,15 +135,16 @@ class FolderIndex:
         if changed:  # another process may have indexed them already
             known = index.keys(connection, changed)
             for name in changed:
-                if known.get(name) == seen[name][0]:
+                if known.get(name) == seen[name]:
                     self._keys[name] = known[name]
-            changed = [name for name in changed if self._keys.get(name) != seen[name][0]]
-        total = len(changed)
+            changed = {name: info for name, info in changed.items() if self._keys.get(name) != seen[name]}
+        names = list(changed)
+        total = len(names)
         self.progress = (0, total) if total > BATCH else None
         try:
             for start in range(0, max(total, 1), BATCH):
-                names = changed[start : start + BATCH]
-                batch = [entry for name in names if (entry := self._entry(read, name, seen[name][1], stats))]
+                part = names[start : start + BATCH]
+                batch = [entry for name in part if (entry := self._entry(read, name, changed[name], stats))]
                 self._write(batch, gone if start == 0 else [])
                 if self.progress is not None:
                     self.progress = (min(start + BATCH, total), total)
@@ -151,13 +152,16 @@ class FolderIndex:
             self.progress = None
         stats.files, stats.removed = len(seen), len(gone)
 
-    def _scan(self) -> tuple[dict[str, tuple[StatKey, os.stat_result]], list[str]]:
-        """Every conversation file's key, and the names whose key differs from the index's."""
-        seen: dict[str, tuple[StatKey, os.stat_result]] = {}
+    def _scan(self) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
+        """Every conversation file's key, and the directory entry of each whose key differs from the
+        index's. One loop, keeping no stat result of an unchanged file: it runs on every query."""
+        seen: dict[str, StatKey] = {}
+        changed: dict[str, os.stat_result] = {}
         try:
             entries = os.scandir(self.root)
         except (FileNotFoundError, NotADirectoryError):
-            return seen, []
+            return seen, changed
+        known = self._keys.get
         with entries:
             for dir_entry in entries:
                 name = dir_entry.name
@@ -167,8 +171,9 @@ class FolderIndex:
                     info = dir_entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                seen[name] = (stat_key(info), info)
-        changed = [name for name, (key, _) in seen.items() if self._keys.get(name) != key]
+                key = seen[name] = stat_key(info)
+                if known(name) != key:
+                    changed[name] = info
         return seen, changed
 
     def _write(self, batch: list[Entry], gone: list[str]) -> None:
@@ -176,9 +181,7 @@ class FolderIndex:
         if not batch and not gone:
             return
         connection = self._open()
-        with connection:
-            index.remove(connection, gone)
-            index.put(connection, batch)
+        index.write(connection, batch, gone)
         for name in gone:
             self._keys.pop(name, None)
         for entry in batch:

@@ -10,7 +10,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ import pandas as pd
 from history import index, strict_json
 from history.errors import ConversationExists, ConversationTooLarge
 from history.index import Scope
+from history.insight_queries import Insights
 from history.models import (
     Conversation,
     ConversationSummary,
@@ -57,6 +58,7 @@ TRASH_DIR = ".trash"
 # open (and may be waiting on) would let two writers hold "the same" lock (filelock's own caveat). A save
 # takes milliseconds, so two conversations that share a lock file barely ever wait for each other.
 LOCK_SLOTS = 256
+OLD_CACHES = (".index.json", ".search-index", ".insights-index")  # what .index.sqlite replaced
 _SLOT_NAME = re.compile(r"^[0-9a-f]{2}\.lock$")
 T = TypeVar("T")
 _SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
@@ -144,9 +146,14 @@ class JsonHistoryStore(HistoryStore):
         self._tidy()
 
     def _tidy(self) -> None:
-        """Close folders an older version left 0755 and drop the lock file it kept for every id ever seen."""
+        """Close folders an older version left 0755, drop the lock file it kept for every id ever seen and
+        the caches it kept beside the files (they held conversations' text, even of deleted ones)."""
         for folder in (self.root, self.root / TRASH_DIR, self.root / LOCKS_DIR):
             tighten(folder)
+        for name in OLD_CACHES:
+            with suppress(OSError):  # best effort: missing, or a read-only folder
+                if stat.S_ISREG(os.lstat(self.root / name).st_mode):
+                    os.unlink(self.root / name)
         locks = self.root / LOCKS_DIR
         if not locks.is_dir():
             return
@@ -221,6 +228,9 @@ class JsonHistoryStore(HistoryStore):
 
     def insight_rows(self) -> pd.DataFrame:
         return self._query(index.frame)
+
+    def insights(self, start: date | None = None, end: date | None = None) -> Insights:
+        return self._query(lambda db, scope: index.insights(db, scope, start, end))
 
     def imported_sources(self) -> set[str]:
         return self._query(index.sources)

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import pandas as pd
@@ -19,6 +19,7 @@ import pandas as pd
 from history import index
 from history.errors import ConversationExists
 from history.index import Entry, Scope
+from history.insight_queries import Insights
 from history.models import Conversation, ConversationSummary, check_message, is_valid_id
 from history.search import SearchHit
 from history.stores.base import ANY_DAY, ConversationNotFound, Days, HistoryStore, UnreadableFile
@@ -67,6 +68,9 @@ class MemoryHistoryStore(HistoryStore):
 
     def insight_rows(self) -> pd.DataFrame:
         return self._query(lambda db: index.frame(db, Scope()))
+
+    def insights(self, start: date | None = None, end: date | None = None) -> Insights:
+        return self._query(lambda db: index.insights(db, Scope(), start, end))
 
     def imported_sources(self) -> set[str]:
         return self._query(lambda db: index.sources(db, Scope()))
@@ -130,13 +134,11 @@ class MemoryHistoryStore(HistoryStore):
                 raise ConversationNotFound(conversation_id)
 
     def _save(self, conversation_id: str, data: bytes) -> None:
+        index.write(self._index, [Entry(conversation_id, _NO_KEY, _decoded(data))])
         self._live[conversation_id] = data
-        with self._index:
-            index.put(self._index, [Entry(conversation_id, _NO_KEY, _decoded(data))])
 
     def _unindex(self, conversation_id: str) -> None:
-        with self._index:
-            index.remove(self._index, [conversation_id])
+        index.write(self._index, [], [conversation_id])
 
     def _query(self, run: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.engine import Connection
 
-from history.insights import COLUMNS, message_rows
+from history import insight_queries
+from history.insights import COLUMNS, DERIVED, derived_values, message_rows
 from history.models import Conversation, InvalidConversation, source_key
 from history.search import Term, body, fts5_query, snippet, tsquery, words
 from history.stores.sql_rows import conversation_from
@@ -26,6 +27,7 @@ from history.stores.sql_schema import (
 _c, _m, _r = conversations.c, messages.c, insight_rows.c
 _ROW_NAMES = COLUMNS[1:]  # insight_rows' own columns: conversation_id comes from the join
 _ROW_COLUMNS = [_r[name] for name in _ROW_NAMES]
+_SAVED = (*_ROW_NAMES, *DERIVED)  # what a derived row holds
 _CHUNK = 500
 # PostgreSQL's tsvector limits: a word of at most 2046 bytes, 256 positions a word, positions up to
 # 16383 (later words all sit there), under 1 MB of words in all (the rest of a huge conversation is left out)
@@ -51,7 +53,8 @@ class Derived:
 
 def derived(conversation: Conversation) -> Derived:
     """What the derived rows of this conversation, as it is now, should hold."""
-    rows = [row[1:] for row in message_rows(conversation)]
+    found = [_fit(row) for row in message_rows(conversation)]
+    rows = [(*row[1:], *more) for row, more in zip(found, derived_values(found), strict=True)]
     return Derived(rows, conversation.title, [message["content"] for message in conversation.messages])
 
 
@@ -71,8 +74,9 @@ def remove(connection: Connection, serials: list[int]) -> None:
         connection.execute(sa.delete(search_vectors).where(search_vectors.c.conversation_serial.in_(serials)))
 
 
-def fill(connection: Connection) -> None:
-    """Derived rows for every readable conversation, live or in the trash (the upgrade to version 2)."""
+def fill(connection: Connection, *, texts: bool = True) -> None:
+    """Derived rows for every readable conversation, live or in the trash (the upgrades to version 2, and
+    to 3: insight rows only, without `texts`)."""
     serials = connection.scalars(sa.select(_c.serial).order_by(_c.serial)).all()
     for start in range(0, len(serials), _CHUNK):
         chunk = serials[start : start + _CHUNK]
@@ -87,7 +91,11 @@ def fill(connection: Connection) -> None:
                 conversation = conversation_from(row, grouped[row["serial"]])
             except InvalidConversation:
                 continue  # unreadable: listed by unreadable(), never searched or counted
-            save(connection, row["serial"], None, derived(conversation))
+            made = derived(conversation)
+            if texts:
+                save(connection, row["serial"], None, made)
+            else:
+                _save_rows(connection, row["serial"], [], made.rows)
 
 
 def _save_text(connection: Connection, serial: int, text: Derived, *, replace: bool) -> None:
@@ -129,11 +137,14 @@ def document_text(title: str, contents: list[str]) -> str:
     return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())  # words hold no quotes
 
 
-def _fit(row: tuple) -> dict:
-    values = dict(zip(_ROW_NAMES, row, strict=True))
-    if isinstance(values["created_at"], str):
-        values["created_at"] = values["created_at"].replace("\x00", "\ufffd")  # parses no better with NUL
-    return values
+def _fit(row: tuple) -> tuple:
+    """A message row as a database column holds it: a time's NUL replaced (it parses no better with it)."""
+    at = row[1]
+    return (row[0], at.replace("\x00", "\ufffd"), *row[2:]) if isinstance(at, str) and "\x00" in at else row
+
+
+def _values(row: tuple) -> dict:
+    return dict(zip(_SAVED, row, strict=True))
 
 
 def _save_rows(connection: Connection, serial: int, before: list[tuple], after: list[tuple]) -> None:
@@ -141,12 +152,12 @@ def _save_rows(connection: Connection, serial: int, before: list[tuple], after: 
     mine = _r.conversation_serial == serial
     for position in range(min(len(before), len(after))):
         if after[position] != before[position]:
-            values = _fit(after[position])
+            values = _values(after[position])
             connection.execute(sa.update(insight_rows).where(mine, _r.position == position).values(**values))
     if len(before) > len(after):
         connection.execute(sa.delete(insight_rows).where(mine, _r.position >= len(after)))
     new = [
-        {"conversation_serial": serial, "position": position, **_fit(after[position])}
+        {"conversation_serial": serial, "position": position, **_values(after[position])}
         for position in range(len(before), len(after))
     ]
     if new:
@@ -210,3 +221,24 @@ def imported_sources(connection: Connection, where: sa.ColumnElement[bool]) -> s
             found.add(key)
     return found
 
+
+
+def insights(connection: Connection, where: sa.ColumnElement[bool], start, end) -> insight_queries.Insights:
+    """The Insights page's figures for the conversations `where` selects, aggregated by the database."""
+    text = (sa.cast(_r.first_question, sa.Text).label("question"),
+            sa.cast(_r.question_key, sa.Text).label("question_key"))  # JSON: grouped by its text
+    plain = ("day", "month", "at_us", "role", "source", "latency_ms", "first_token_ms", "total_tokens",
+             "feedback", "status")
+    columns = [_c.id.label("conversation"), *(_r[name] for name in plain),
+               _r.starts_conversation.label("starts"), *text]
+    joined = insight_rows.join(conversations, _c.serial == _r.conversation_serial)
+    rows = sa.select(*columns).select_from(joined).where(where).subquery("m")
+
+    def run(query: sa.Select, values: dict | None = None) -> list:
+        return connection.execute(query, values).all()
+
+    return insight_queries.insights(run, insight_queries.Messages(rows, _decode), start, end)
+
+
+def _decode(value: object) -> object:
+    return None if value is None else json.loads(value)

@@ -10,18 +10,18 @@ Tables (prefixed `chatbot_`, so the store can share a database with other apps):
   JSON, which has its own `schema_version`; see docs/history-format.md).
 
 Derived rows (version 2), rewritten in each change's transaction (history/stores/sql_derived.py):
-- `chatbot_insight_rows`: history.insights.message_rows() of each conversation, by serial and position.
+- `chatbot_insight_rows`: history.insights.message_rows() of each conversation, by serial and position,
+  and (version 3) its derived_values, which the Insights aggregates group by.
 - `chatbot_search`: each conversation's words. PostgreSQL: a tsvector (`document`, the title's words
   weighted A) with a GIN index; SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
 
 A live id is unique per owner; the trash holds at most one copy per id (a partial unique index
 each), as the JSON store's folder and its `.trash/` do.
 
-Transactions: every change locks its conversation's row first (SELECT ... FOR UPDATE on
-PostgreSQL; on SQLite a write transaction is BEGIN IMMEDIATE, which locks the database), so writers
-on any number of servers apply their changes one after another on what is saved, never on a
-stale copy. Reads on PostgreSQL are REPEATABLE READ, so a conversation and its messages come
-from one snapshot.
+Transactions: every change locks its conversation's row first (SELECT ... FOR UPDATE on PostgreSQL;
+on SQLite a write transaction is BEGIN IMMEDIATE, which locks the database), so writers on any number
+of servers apply their changes one after another on what is saved, never on a stale copy. Reads on
+PostgreSQL are REPEATABLE READ, so a conversation and its messages come from one snapshot.
 
 Every wait is bounded, and every failure is one of history/errors.py's exceptions
 (history/stores/sql_faults.py says which): connecting (CONNECT_TIMEOUT), waiting for a pooled connection
@@ -39,6 +39,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -52,7 +53,7 @@ from history.stores import sql_deadline
 from history.stores.atomic import LOCK_TIMEOUT
 from history.stores.sql_faults import database_error, is_locked, unanswered
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CONNECT_TIMEOUT = 5  # seconds to open a connection (libpq takes whole seconds)
 POOL_TIMEOUT = 5.0  # seconds to wait for a free pooled connection
 STATEMENT_TIMEOUT = 5.0  # seconds one statement may run on PostgreSQL
@@ -137,6 +138,8 @@ insight_rows = sa.Table(
     sa.Column("first_question", sa.JSON(none_as_null=True)),  # JSON, as a message's text may hold NUL
     sa.Column("status", sa.String(16)),
     sa.Column("starts_conversation", sa.Boolean, nullable=False),
+    sa.Column("at_us", sa.BigInteger), sa.Column("day", sa.Integer), sa.Column("month", sa.Integer),
+    sa.Column("question_key", sa.JSON(none_as_null=True)),  # history.insights.DERIVED, all NULL when unknown
 )
 
 SEARCH = f"{PREFIX}search"
@@ -161,18 +164,22 @@ def _create_search(connection: Connection) -> None:
         postgres_metadata.create_all(connection)
 
 
-def _derived_rows(connection: Connection) -> None:
-    """Version 2: search and Insights in SQL, their rows filled from the conversations saved so far."""
+def _derived_rows(connection: Connection, version: int = 2) -> None:
+    """Version 2: search and Insights in SQL, their rows filled from the conversations saved so far;
+    3: the Insights rows again, with the days and question keys their aggregates group by."""
     from history.stores.sql_derived import fill  # it builds on this module's tables
 
+    if version == 2:
+        _create_search(connection)
+    else:
+        insight_rows.drop(connection)
     insight_rows.create(connection)
-    _create_search(connection)
-    fill(connection)
+    fill(connection, texts=version == 2)
 
 
 # Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n.
 # A new database is created at SCHEMA_VERSION from `metadata` (and the search table) directly.
-STEPS: dict[int, Callable[[Connection], None]] = {2: _derived_rows}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _derived_rows, 3: partial(_derived_rows, version=3)}
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -390,11 +397,3 @@ def _record_version(connection: Connection, found: int) -> None:
         connection.execute(
             sa.update(schema_meta).where(schema_meta.c.name == "schema_version").values(value=values["value"])
         )
-
-
-def owners(target: str | Engine) -> list[str]:
-    """Every owner with conversations (live or deleted) in the database, "" (shared) first."""
-    engine = engine_for(target)
-    ensure_upgraded(engine)
-    with transaction(engine, write=False) as connection:
-        return sorted(connection.scalars(sa.select(conversations.c.owner).distinct()))

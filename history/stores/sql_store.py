@@ -9,13 +9,14 @@ rows are queries (search and Insights on derived rows: history/stores/sql_derive
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from history.errors import ConversationExists
+from history.insight_queries import Insights
 from history.insights import messages_frame
 from history.listing import day_bounds
 from history.models import Conversation, ConversationSummary, InvalidConversation, check_message, is_valid_id
@@ -141,6 +142,11 @@ class SqlHistoryStore(HistoryStore):
         with transaction(self.engine, write=False) as connection:
             rows = sql_derived.insight_tuples(connection, self._live(ANY_DAY))
         return messages_frame(rows)
+
+    def insights(self, start: date | None = None, end: date | None = None) -> Insights:
+        """The Insights figures of the live conversations, aggregated by the database in one snapshot."""
+        with transaction(self.engine, write=False) as connection:
+            return sql_derived.insights(connection, self._live(ANY_DAY), start, end)
 
     def imported_sources(self) -> set[str]:
         """The 'app:id' of each live conversation an import made, read from the extra column only."""
@@ -323,3 +329,11 @@ class SqlHistoryStore(HistoryStore):
                 .values(revision=row["revision"] + 1, **conversation_values(conversation))
             )
         return conversation
+
+
+def owners(target: str | Engine) -> list[str]:
+    """Every owner with conversations (live or deleted) in the database, "" (shared) first."""
+    engine = engine_for(target)
+    ensure_upgraded(engine)
+    with transaction(engine, write=False) as connection:
+        return sorted(connection.scalars(sa.select(conversations.c.owner).distinct()))
