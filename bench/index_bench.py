@@ -68,12 +68,12 @@ def restore(root: Path, total: int, messages: int, seed: int, ids: list[str]) ->
         data.write(root, int(cid[1:]), total, messages, seed)
 
 
-def rebuilds(probe: Probes, root: Path, runs: int) -> dict[str, list[dict]]:
+def rebuilds(probe: Probes, roots: dict[str, Path], runs: int) -> dict[str, list[dict]]:
     """Each design rebuilt from no index files, taking turns; leaves both designs' files in place."""
     found: dict[str, list[dict]] = {design: [] for design in DESIGNS}
     for run in range(runs):
         for design in DESIGNS:
-            result = probe(design, root, "rebuild", data.WORD)
+            result = probe(design, roots[design], "rebuild", data.WORD)
             found[design].append(result)
             print(
                 f"  rebuild {run + 1}/{runs} {design}: {result['work_s']:.1f} s", file=sys.stderr, flush=True
@@ -86,13 +86,13 @@ COLD_OPS += [(f"search:{label}", ["cold", "search", query]) for label, query in 
 COLD_OPS += [("insights", ["insights"])]
 
 
-def colds(probe: Probes, root: Path, runs: int) -> dict[str, dict[str, list[dict]]]:
+def colds(probe: Probes, roots: dict[str, Path], runs: int) -> dict[str, dict[str, list[dict]]]:
     """Each operation first in a fresh process, designs and operations taking turns."""
     found = {key: {design: [] for design in DESIGNS} for key, _ in COLD_OPS}
     for run in range(runs):
         for key, args in COLD_OPS:
             for design in DESIGNS:
-                result = probe(design, root, *args)
+                result = probe(design, roots[design], *args)
                 if (
                     result["parsed"] > len(SAVE_IDS) or result["rebuilt"] or result["in_memory"]
                 ):  # restored files
@@ -102,14 +102,16 @@ def colds(probe: Probes, root: Path, runs: int) -> dict[str, dict[str, list[dict
     return found
 
 
-def warms(probe: Probes, root: Path, runs: int) -> dict[str, dict]:
-    return {design: probe(design, root, "warm", str(runs), json.dumps(data.QUERIES)) for design in DESIGNS}
+def warms(probe: Probes, roots: dict[str, Path], runs: int) -> dict[str, dict]:
+    queries = json.dumps(data.QUERIES)
+    return {design: probe(design, roots[design], "warm", str(runs), queries) for design in DESIGNS}
 
 
-def saves(probe: Probes, args: argparse.Namespace, root: Path) -> dict[str, dict[int, list[float]]]:
+def saves(probe: Probes, args: argparse.Namespace, roots: dict[str, Path]) -> dict[str, dict[int, list]]:
     """Appends at each size, sizes taking turns save by save; each design saves into its own files."""
     found: dict[str, dict[int, list[float]]] = {}
     for design in DESIGNS:
+        root = roots[design]
         targets = {}
         for size in args.save_sizes:
             if size == args.conversations:
@@ -150,7 +152,9 @@ def main() -> None:
     args = parse()
     probe = Probes(ensure_old(args.old))
     root = data.folder(args.conversations, args.messages, args.seed)
-    restore(root, args.conversations, args.messages, args.seed, list(SAVE_IDS.values()))
+    roots = {"new": root, "old": data.mirror(root)}
+    for folder in roots.values():
+        restore(folder, args.conversations, args.messages, args.seed, list(SAVE_IDS.values()))
     for size in args.save_sizes:  # generated before the clock starts: minutes the first time
         if size != args.conversations:
             for design in DESIGNS:
@@ -159,13 +163,14 @@ def main() -> None:
     print(rp.machine())
     print(
         f"Folder: {root} ({args.conversations:,} conversations × {args.messages} messages, "
-        f"{data.megabytes(root):,.0f} MB, seed {args.seed}); previous design: {probe.checkouts['old']}"
+        f"{data.megabytes(root):,.0f} MB, seed {args.seed}); previous design: {probe.checkouts['old']},"
+        f" on hard links to the same files in {roots['old']}"
     )
     started = time.perf_counter()
-    results = {"rebuild": rebuilds(probe, root, args.rebuild_runs)}
-    results["cold"] = colds(probe, root, args.cold_runs)
-    results["warm"] = warms(probe, root, args.warm_runs)
-    results["save"] = saves(probe, args, root)
+    results = {"rebuild": rebuilds(probe, roots, args.rebuild_runs)}
+    results["cold"] = colds(probe, roots, args.cold_runs)
+    results["warm"] = warms(probe, roots, args.warm_runs)
+    results["save"] = saves(probe, args, roots)
     print_tables(results, args)
     print(f"Measured in {time.perf_counter() - started:.0f} s. {rp.load_average()}")
 

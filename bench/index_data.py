@@ -67,10 +67,30 @@ def folder(total: int, messages: int = 20, seed: int = SEED, label: str = "") ->
     return root
 
 
+def mirror(root: Path) -> Path:
+    """A folder beside root holding hard links to its conversation files, for the previous design: the
+    new one deletes the caches the old one keeps beside the files, so each needs a folder of its own."""
+    copy = root.with_name(root.name + "-old")
+    done = copy / ".generated"
+    if done.exists():
+        return copy
+    if copy.exists():
+        shutil.rmtree(copy)
+    copy.mkdir()
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                os.link(entry.path, copy / entry.name)
+    done.touch()
+    return copy
+
+
 def write(root: Path, n: int, total: int, messages: int = 20, seed: int = SEED) -> None:
     """(Re)write conversation n as generated, e.g. to undo the appends of a previous run."""
     conv = conversation(n, total, messages, seed)
-    (root / f"{conv.id}.json").write_bytes(encode(conv))
+    path = root / f"{conv.id}.json"
+    path.unlink(missing_ok=True)  # a new file: never through a hard link into the other design's folder
+    path.write_bytes(encode(conv))
 
 
 def megabytes(root: Path) -> float:

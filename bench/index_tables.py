@@ -82,8 +82,8 @@ def insights(results: dict, n: int) -> list[list[str]]:
     cold = results["cold"]["insights"]
     rows, checks = [], []
     parts = (
-        ("rows_s", "`insight_rows()`: the message frame"),
-        ("figures_s", "The figures the page draws on it"),
+        ("rows_s", "Read: new `store.insights()` (SQL aggregates); old `insight_rows()`, the message frame"),
+        ("figures_s", "The figures the page draws on what was read (new: none left)"),
         ("work_s", "Both: the Insights page's data"),
         ("process_s", "The fresh process incl. start and imports"),
     )
@@ -93,7 +93,7 @@ def insights(results: dict, n: int) -> list[list[str]]:
     new, old = results["warm"]["new"]["samples"]["insights"], results["warm"]["old"]["samples"]["insights"]
     rows.append(
         [
-            "Frame + figures again in the same process (warm)",
+            "The page's data again in the same process (warm)",
             spread(new),
             spread(old),
             ratio(median(new), median(old)),
@@ -104,7 +104,7 @@ def insights(results: dict, n: int) -> list[list[str]]:
     value = median([r["work_s"] for r in cold["new"]])
     checks.append(
         [
-            f"Insights in a fresh process < {ms(INSIGHTS_TARGET)} (frame + figures)",
+            f"Insights in a fresh process < {ms(INSIGHTS_TARGET)} (the page's data)",
             ms(value),
             verdict(value < INSIGHTS_TARGET, f"{value / INSIGHTS_TARGET:.1f}× the target"),
         ]

@@ -1,9 +1,12 @@
 """The JSON folder's derived index (history/index.py) kept in step with its files, in `.index.sqlite`.
 
-Each entry carries its file's stat key (mtime_ns, size, inode): a listing is one os.scandir pass,
-and only files whose key changed since the index saw them are read again, so a file changed by
-hand or by another process is noticed. Writes are SQLite transactions (WAL): a crash while the
-index is written leaves it as it was before, and the next pass reads what changed meanwhile. A
+Each entry carries its file's stat key (mtime_ns, size, inode): a listing checks the keys, and only
+files whose key changed since the index saw them are read again, so a file changed by hand or by
+another process is noticed. Where inotify watches the folder (history/stores/folder_watch.py) only
+the names it saw change are checked, with a full os.scandir pass at least every FULL_PASS_EVERY
+seconds and whenever events may have been lost; elsewhere every listing is a full pass. Writes are
+SQLite transactions (WAL): a crash while the index is written leaves it as it was before, and the
+next pass reads what changed meanwhile. A
 missing, corrupt or other-version index is built again from the files; a folder where it cannot
 be written (read-only, full) keeps one in memory for this process instead. One object per folder
 per process, shared by every session thread under one lock.
@@ -15,7 +18,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +30,11 @@ from history.index import Entry, StatKey
 from history.models import Conversation
 from history.stores.atomic import O_NOFOLLOW, Unreadable
 from history.stores.folder_scan import SUFFIX, PerFolder, stat_key
+from history.stores.folder_watch import FolderWatch
 
 INDEX_NAME = ".index.sqlite"
 BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
+FULL_PASS_EVERY = 30.0  # seconds; for the changes inotify cannot see (another machine's, on NFS)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class ScanStats:
     files: int = 0
     parsed: int = 0
     removed: int = 0
+    full: bool = True  # every file's key was checked, not only the names the watch saw change
     rebuilt: bool = False  # the index file was missing, damaged or of another version
     in_memory: bool = False  # the folder could not hold it
     names: list[str] = field(default_factory=list)  # the files that were read
@@ -65,6 +72,8 @@ class FolderIndex:
         self._rebuilt = False
         self._read: Reader | None = None
         self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
+        self._watch = FolderWatch(root)
+        self._full_at: float | None = None  # when the last full pass began; None: the next one is full
 
     def refresh(self, read: Reader) -> None:
         """One directory pass: read the files whose key changed, drop the ones that are gone."""
@@ -104,7 +113,7 @@ class FolderIndex:
         with self.lock:
             if self._connection is not None:
                 self._connection.close()
-            self._connection, self._keys = None, {}
+            self._connection, self._keys, self._full_at = None, {}, None
 
     # Internals
 
@@ -130,8 +139,14 @@ class FolderIndex:
         if self._connection is not None and not self._in_memory and self._opened != _identity(self.path):
             self.close()  # deleted, replaced or moved away with its folder: never write to that file again
         connection = self._open()
-        seen, changed = self._scan()
-        gone = [name for name in self._keys if name not in seen]
+        watched = self._watched()
+        if watched is None:
+            self._watch.start()  # before the pass: what changes during it is seen by the next one
+            self._full_at = time.monotonic()
+            seen, changed = self._scan()
+            gone = [name for name in self._keys if name not in seen]
+        else:
+            seen, changed, gone = self._check(watched)
         if changed:  # another process may have indexed them already
             known = index.keys(connection, changed)
             for name in changed:
@@ -150,7 +165,7 @@ class FolderIndex:
                     self.progress = (min(start + BATCH, total), total)
         finally:
             self.progress = None
-        stats.files, stats.removed = len(seen), len(gone)
+        stats.files, stats.removed, stats.full = len(self._keys), len(gone), watched is None
 
     def _scan(self) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
         """Every conversation file's key, and the directory entry of each whose key differs from the
@@ -175,6 +190,31 @@ class FolderIndex:
                 if known(name) != key:
                     changed[name] = info
         return seen, changed
+
+    def _watched(self) -> set[str] | None:
+        """The names the watch saw change since the last pass, or None if a full pass is due."""
+        if self._full_at is None or time.monotonic() - self._full_at > FULL_PASS_EVERY:
+            return None
+        return self._watch.changed()
+
+    def _check(self, names: Iterable[str]) -> tuple[dict[str, StatKey], dict[str, os.stat_result], list[str]]:
+        """As _scan, for the named files only: their keys, the changed ones' stat, and the gone ones."""
+        seen: dict[str, StatKey] = {}
+        changed: dict[str, os.stat_result] = {}
+        gone: list[str] = []
+        for name in names:
+            if name.startswith(".") or not name.endswith(SUFFIX) or os.sep in name:
+                continue
+            try:
+                info = os.lstat(self.root / name)
+            except FileNotFoundError:
+                if name in self._keys:
+                    gone.append(name)
+                continue
+            key = seen[name] = stat_key(info)
+            if self._keys.get(name) != key:
+                changed[name] = info
+        return seen, changed, gone
 
     def _write(self, batch: list[Entry], gone: list[str]) -> None:
         """One transaction, then what this process knows the index holds."""
@@ -232,7 +272,7 @@ class FolderIndex:
     def _to_memory(self) -> None:
         self._connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         index.create(self._connection)
-        self._keys, self._in_memory = {}, True
+        self._keys, self._in_memory, self._full_at = {}, True, None
 
     def _delete_files(self) -> None:
         self._rebuilt = True
