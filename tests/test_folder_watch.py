@@ -89,3 +89,20 @@ def test_without_inotify_every_query_is_a_full_pass_and_sees_every_change(tmp_pa
     edit_by_hand(root, 1, "Question about evora")
     assert [hit.id for hit in store.search("evora")] == ["c00001"] and store.last_scan.full
 
+
+
+def test_a_pass_that_fails_leaves_the_next_one_to_check_everything(store, monkeypatch):
+    from history.errors import HistoryError
+    from history.stores import json_store
+
+    edit_by_hand(store.root, 4, "Question about tavira")
+    real = json_store.index_file
+
+    def failing(*args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(json_store, "index_file", failing)
+    with pytest.raises((HistoryError, OSError)):
+        store.search("tavira")
+    monkeypatch.setattr(json_store, "index_file", real)
+    assert [hit.id for hit in store.search("tavira")] == ["c00004"]

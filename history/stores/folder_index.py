@@ -6,10 +6,9 @@ another process is noticed. Where inotify watches the folder (history/stores/fol
 the names it saw change are checked, with a full os.scandir pass at least every FULL_PASS_EVERY
 seconds and whenever events may have been lost; elsewhere every listing is a full pass. Writes are
 SQLite transactions (WAL): a crash while the index is written leaves it as it was before, and the
-next pass reads what changed meanwhile. A
-missing, corrupt or other-version index is built again from the files; a folder where it cannot
-be written (read-only, full) keeps one in memory for this process instead. One object per folder
-per process, shared by every session thread under one lock.
+next pass reads what changed meanwhile. A missing, corrupt or other-version index is built again
+from the files; a folder where it cannot be written (read-only, full) keeps one in memory for this
+process instead. One object per folder per process, shared by every session thread under one lock.
 """
 
 from __future__ import annotations
@@ -140,9 +139,10 @@ class FolderIndex:
             self.close()  # deleted, replaced or moved away with its folder: never write to that file again
         connection = self._open()
         watched = self._watched()
+        full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
         if watched is None:
             self._watch.start()  # before the pass: what changes during it is seen by the next one
-            self._full_at = time.monotonic()
+            full_at = time.monotonic()
             seen, changed = self._scan()
             gone = [name for name in self._keys if name not in seen]
         else:
@@ -166,6 +166,7 @@ class FolderIndex:
         finally:
             self.progress = None
         stats.files, stats.removed, stats.full = len(self._keys), len(gone), watched is None
+        self._full_at = full_at
 
     def _scan(self) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
         """Every conversation file's key, and the directory entry of each whose key differs from the
