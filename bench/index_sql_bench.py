@@ -158,12 +158,14 @@ def report(r: dict, names: list[str], n: int) -> None:
         row(f"{label}, warm", {x: r["warm"][x]["samples"][key] for x in names}, warm_limit)
         row(f"{label}, cold", {x: [c["work_s"] for c in r["cold"][key][x]] for x in names}, cold_limit)
     row(
-        "Insights data (frame + figures), fresh process",
+        "Insights page data (store.insights()), fresh process",
         {x: [c["work_s"] for c in r["cold"]["insights"][x]] for x in names},
         1.0,
     )
     row(
-        "Insights data (frame + figures), warm", {x: r["warm"][x]["samples"]["insights"] for x in names}, None
+        "Insights page data (store.insights()), warm",
+        {x: r["warm"][x]["samples"]["insights"] for x in names},
+        None,
     )
     row("Saving a turn: `exists()` + `append()` of one user message", r["save"], None)
     title = f"Database stores at {n:,} conversations against the JSON folder: warm and cold — median, p90"
