@@ -258,8 +258,6 @@ def sources(connection: sqlite3.Connection, scope: Scope) -> set[str]:
     return {row[0] for row in connection.execute(query, values)}
 
 
-
-
 _files = sa.table("files", *map(sa.column, ("rowid", "id", "reason")), sa.column("read_only", sa.Boolean))
 _rows = sa.table("insight_rows", sa.column("file"), sa.column("starts", sa.Boolean), *map(sa.column, (
     "role", "source", "feedback", "status", "first_question", "question_key")), *(sa.column(name, sa.Integer)

@@ -145,11 +145,11 @@ def insights(run: Run, messages: Messages, start: date | None, end: date | None)
     calendar, positions = _calendar(days, picked)
     sums = {name: _sums(dated[name], positions, calendar) for name in
             ("conversations", "messages", "up", "down", "tokens")}
+    row_where = _between(m, start, end)
     if totals is not None and picked[0] == "day":
-        latency = _day_quantiles(run, m, dated, per_day, _between(m, start, end), "latency_ms")
-        first_token = _day_quantiles(run, m, dated, per_day, _between(m, start, end), "first_token_ms")
+        latency = _day_quantiles(run, m, dated, calendar, per_day, row_where, "latency_ms")
+        first_token = _day_quantiles(run, m, dated, calendar, per_day, row_where, "first_token_ms")
     else:
-        row_where = _between(m, start, end)
         latency = _quantiles(run, m, picked[0], calendar, [*row_where, m.c.status.is_(None)], "latency_ms")
         first_token = _quantiles(run, m, picked[0], calendar, row_where, "first_token_ms")
     rated = sums["up"] + sums["down"]
@@ -205,9 +205,11 @@ def _summed_days(run: Run, totals, where: list) -> pd.DataFrame:
 _COUNTED = {"latency_ms": "latencies", "first_token_ms": "first_tokens"}
 
 
-def _day_quantiles(run: Run, m, dated: pd.DataFrame, per_day: pd.DataFrame, where: list, column: str):
-    """_quantiles for day buckets, from each day's count of values: per day, only the two or three values
-    around the median and the 90th percentile are read, in order (the store's index on day and value)."""
+def _day_quantiles(run: Run, m, dated: pd.DataFrame, calendar: pd.DatetimeIndex, per_day: pd.DataFrame,
+                   where: list, column: str):
+    """_quantiles for day buckets (calendar: one row per day), from each day's count of values: per day, only
+    the two or three values around the median and the 90th percentile are read, in order (the store's
+    index on day and value)."""
     value = m.c[column]
     answers = [_model(m), value.is_not(None), *([m.c.status.is_(None)] if column == "latency_ms" else [])]
 
@@ -220,7 +222,6 @@ def _day_quantiles(run: Run, m, dated: pd.DataFrame, per_day: pd.DataFrame, wher
         found = run(query, {"skip": first, "take": count, **values})
         return {first + n: float(row[0]) for n, row in enumerate(found)}
 
-    calendar = _calendar(np.asarray(dated["day"].astype("int64"), dtype="datetime64[D]"), BUCKETS[0])[0]
     medians = pd.Series(math.nan, index=calendar)
     p90 = pd.Series(math.nan, index=calendar)
     first_day = int(dated["day"].min()) if len(dated) else 0

@@ -28,7 +28,7 @@ from history import index
 from history.index import Entry, StatKey
 from history.models import Conversation
 from history.stores.atomic import O_NOFOLLOW, Unreadable
-from history.stores.folder_scan import SUFFIX, PerFolder, stat_key
+from history.stores.folder_scan import PerFolder, is_conversation_file, stat_key
 from history.stores.folder_watch import FolderWatch
 
 INDEX_NAME = ".index.sqlite"
@@ -181,7 +181,7 @@ class FolderIndex:
         with entries:
             for dir_entry in entries:
                 name = dir_entry.name
-                if name.startswith(".") or not name.endswith(SUFFIX):
+                if not is_conversation_file(name):
                     continue
                 try:
                     info = dir_entry.stat(follow_symlinks=False)
@@ -204,7 +204,7 @@ class FolderIndex:
         changed: dict[str, os.stat_result] = {}
         gone: list[str] = []
         for name in names:
-            if name.startswith(".") or not name.endswith(SUFFIX) or os.sep in name:
+            if not is_conversation_file(name):
                 continue
             try:
                 info = os.lstat(self.root / name)

@@ -13,6 +13,12 @@ from history.models import ConversationSummary
 SUFFIX = ".json"
 StatKey = tuple[int, int, int]
 UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so the file is read again
+
+
+def is_conversation_file(name: str) -> bool:
+    """Whether a directory entry's name is a conversation file (hidden files are the store's own)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
 # Reads one conversation file: returns its summary and the stat key of what it read, raises
 # Unreadable with a reason for the user, or FileNotFoundError if it vanished meanwhile.
 Parser = Callable[[str, os.stat_result], tuple[ConversationSummary, StatKey]]

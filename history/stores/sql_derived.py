@@ -222,7 +222,6 @@ def imported_sources(connection: Connection, where: sa.ColumnElement[bool]) -> s
     return found
 
 
-
 def insights(connection: Connection, where: sa.ColumnElement[bool], start, end) -> insight_queries.Insights:
     """The Insights page's figures for the conversations `where` selects, aggregated by the database."""
     text = (sa.cast(_r.first_question, sa.Text).label("question"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from history.models import ConversationSummary
 from history.stores.atomic import Unreadable
-from history.stores.folder_scan import SUFFIX, Parser, PerFolder, StatKey, stat_key
+from history.stores.folder_scan import Parser, PerFolder, StatKey, is_conversation_file, stat_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class TrashListing:
         found = []
         with entries:
             for entry in entries:
-                if entry.name.startswith(".") or not entry.name.endswith(SUFFIX):
+                if not is_conversation_file(entry.name):
                     continue
                 try:
                     found.append((entry.name, entry.stat(follow_symlinks=False)))
