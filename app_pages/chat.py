@@ -17,16 +17,9 @@ from app_pages.shared import (
     rename,
     start_fresh,
 )
-from chatbot.chat import (
-    awaiting_reply,
-    is_streaming,
-    last_user_index,
-    pending_action,
-    reply_details,
-    status_note,
-    visible_messages,
-)
+from chatbot.chat import awaiting_reply, last_user_index, pending_action
 from chatbot.errors import ChatError
+from chatbot.message_notes import is_streaming, reply_details, status_note, visible_messages
 from history.errors import ConversationChanged, ConversationNotFound, HistoryError, HistoryUnavailable
 from history.models import Conversation
 

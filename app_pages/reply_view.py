@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages.safe_text import markdown, plain, stream
 from app_pages.session import session
 from app_pages.shared import App, guarded, notify
-from chatbot.chat import is_stale_reply, is_streaming
+from chatbot.message_notes import is_stale_reply, is_streaming
 from chatbot.providers.base import WAIT_MESSAGE
 from chatbot.replies import ReplyJob
 from history.errors import ConversationNotFound, HistoryError, HistoryUnavailable

@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from chatbot.chat import STATUS_STREAMING, ChatService, ReplyResult, versions_before
+from chatbot.chat import ChatService, ReplyResult, versions_before
 from chatbot.errors import ChatError
+from chatbot.message_notes import STATUS_STREAMING
 from chatbot.providers.base import FINISH_STOPPED, Reply
 from history.errors import HistoryError, HistoryUnavailable
 from history.models import Conversation, utc_now

@@ -6,16 +6,10 @@ import json
 
 import pytest
 
-from chatbot.chat import (
-    ChatService,
-    last_user_index,
-    pending_action,
-    reply_details,
-    status_note,
-    visible_messages,
-)
+from chatbot.chat import ChatService, last_user_index, pending_action
 from chatbot.conversation_settings import ConversationSettings, settings_of
 from chatbot.errors import ChatError
+from chatbot.message_notes import reply_details, status_note, visible_messages
 from chatbot.prompt import MESSAGE_OVERHEAD, estimate_tokens
 from history.models import Conversation, make_message
 from history.stores.base import ConversationChanged, ConversationNotFound

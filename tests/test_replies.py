@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from chatbot.chat import STATUS_STREAMING, ChatService, status_note
+from chatbot.chat import ChatService
+from chatbot.message_notes import STATUS_STREAMING, status_note
 from chatbot.providers.openai_provider import OpenAIProvider
 from chatbot.replies import ReplyWorkers
 from history.models import Conversation, make_message
