@@ -31,40 +31,38 @@ class HistoryError(Exception):
         self.message = message
 
 
-class ConversationNotFound(HistoryError, KeyError):
-    """No conversation with that id (or the id is not a valid one)."""
+class _AboutOneConversation(HistoryError):
+    """A failure about one conversation: its message, `said`, names it by id."""
+
+    said = ""
 
     def __init__(self, conversation_id: object) -> None:
-        super().__init__(
-            f"Conversation {conversation_id!r} is not in the history: it may have been deleted in "
-            "another window. History → Recently deleted can bring it back."
-        )
+        super().__init__(f"Conversation {conversation_id!r} {self.said}")
         self.conversation_id = conversation_id
 
-    def __str__(self) -> str:  # KeyError would quote the message
+    def __str__(self) -> str:  # a KeyError would quote the message
         return self.message
 
 
-class ConversationExists(HistoryError, FileExistsError):
+class ConversationNotFound(_AboutOneConversation, KeyError):
+    """No conversation with that id (or the id is not a valid one)."""
+
+    said = (
+        "is not in the history: it may have been deleted in another window. "
+        "History → Recently deleted can bring it back."
+    )
+
+
+class ConversationExists(_AboutOneConversation, FileExistsError):
     """The id is taken: create() and restore() refuse to replace a conversation."""
 
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(f"Conversation {conversation_id!r} already exists; it was left as it is.")
-        self.conversation_id = conversation_id
-
-    def __str__(self) -> str:
-        return self.message
+    said = "already exists; it was left as it is."
 
 
-class ConversationChanged(HistoryError, ValueError):
+class ConversationChanged(_AboutOneConversation, ValueError):
     """The conversation changed since the caller read it (another tab or server wrote it)."""
 
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(
-            f"Conversation {conversation_id!r} changed in another tab or window; "
-            "it was reloaded, try again."
-        )
-        self.conversation_id = conversation_id
+    said = "changed in another tab or window; it was reloaded, try again."
 
 
 class InvalidConversation(HistoryError, ValueError):

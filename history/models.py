@@ -31,20 +31,30 @@ _MAX_VERSION_DEPTH = 6  # the app nests them three deep (a version's reply's ver
 FEEDBACK = ("up", "down")
 
 
+def stamp_of(moment: datetime) -> str:
+    """A UTC moment as ISO-8601 with milliseconds, the format every time in the schema uses."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    """ISO-8601 UTC timestamp with milliseconds, the format every time in the schema uses."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now, as the schema writes it."""
+    return stamp_of(datetime.now(UTC))
+
+
+def moment_of(stamp: object) -> datetime | None:
+    """A saved time as an aware datetime (UTC unless it names a zone); copes with hand-edited times in
+    other ISO forms; None for one that does not parse."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def order_of(updated_at: str) -> float:
-    """Epoch seconds to sort by; copes with hand-edited times in other ISO forms or zones (0 if none)."""
-    try:
-        moment = datetime.fromisoformat(updated_at)
-    except (TypeError, ValueError):
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    """Epoch seconds to sort by (0 for a time that does not parse)."""
+    moment = moment_of(updated_at)
+    return moment.timestamp() if moment else 0.0
 
 
 def source_key(source: object) -> str | None:
@@ -56,9 +66,9 @@ def source_key(source: object) -> str | None:
     return f"{source['app']}:{ident}" if isinstance(ident, str | int) else None
 
 
-def new_id() -> str:
-    """A sortable, unguessable conversation id: creation time, then random hex."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+def new_id(created: datetime | None = None) -> str:
+    """A sortable, unguessable conversation id: creation time (now unless given), then random hex."""
+    return (created or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
 def is_valid_id(conversation_id: object) -> bool:

@@ -299,9 +299,7 @@ class JsonHistoryStore(HistoryStore):
 
     def delete_forever(self, conversation_id: str) -> None:
         """Remove one conversation from the trash for good; ConversationNotFound if it is not there."""
-        trashed = self.root / TRASH_DIR / self.path_for(conversation_id).name
-        if not os.path.lexists(trashed):
-            raise ConversationNotFound(conversation_id)
+        trashed = self._existing(conversation_id, TRASH_DIR)
         with self._locked(conversation_id):
             try:
                 os.unlink(trashed)
@@ -321,9 +319,7 @@ class JsonHistoryStore(HistoryStore):
     def restore(self, conversation_id: str) -> None:
         """Move a deleted conversation back; ConversationExists if the id was reused meanwhile."""
         path = self.path_for(conversation_id)
-        trashed = self.root / TRASH_DIR / path.name
-        if not os.path.lexists(trashed):
-            raise ConversationNotFound(conversation_id)
+        trashed = self._existing(conversation_id, TRASH_DIR)
         with self._locked(conversation_id):
             if os.path.lexists(path):
                 raise ConversationExists(conversation_id)
@@ -340,9 +336,10 @@ class JsonHistoryStore(HistoryStore):
         with folder_faults(self.root, writing=True), exclusive(self.lock_path(conversation_id)):
             yield
 
-    def _existing(self, conversation_id: str) -> Path:
-        """The file path, checked before locking so misses never create folders."""
-        path = self.path_for(conversation_id)
+    def _existing(self, conversation_id: str, folder: str = ".") -> Path:
+        """The file path in the folder (or the trash), checked before locking so misses never create
+        folders."""
+        path = self.root / folder / self.path_for(conversation_id).name
         if not os.path.lexists(path):
             raise ConversationNotFound(conversation_id)
         return path

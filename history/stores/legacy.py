@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from history.models import Conversation, InvalidConversation, check_message, title_from
+from history.models import Conversation, InvalidConversation, check_message, stamp_of, title_from
 
 LEGACY_FILE_NAME = "conversation_history.json"
 LEGACY_ID = "conversation_history"
@@ -26,7 +27,7 @@ def parse_flask_history(data: object) -> list[dict]:
 
 def legacy_conversation(messages: list[dict], mtime: float) -> Conversation:
     """The Flask file shown as a conversation; it has no times of its own, so use its mtime."""
-    stamp = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = stamp_of(datetime.fromtimestamp(mtime, UTC))
     first_user = next((m["content"] for m in messages if m["role"] == "user"), "")
     return Conversation(
         id=LEGACY_ID,
@@ -40,12 +41,5 @@ def legacy_conversation(messages: list[dict], mtime: float) -> Conversation:
 
 def continuation_of(legacy: Conversation) -> Conversation:
     """A writable copy of the Flask conversation, so the original file is never modified."""
-    return Conversation(
-        id=COPY_ID,
-        title=legacy.title,
-        created_at=legacy.created_at,
-        updated_at=legacy.updated_at,
-        model=legacy.model,
-        messages=[dict(m) for m in legacy.messages],
-        extra={"imported_from": LEGACY_FILE_NAME},
-    )
+    copied = [dict(m) for m in legacy.messages]
+    return replace(legacy, id=COPY_ID, messages=copied, extra={"imported_from": LEGACY_FILE_NAME})

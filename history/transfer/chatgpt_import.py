@@ -8,11 +8,19 @@ no hidden, tool, empty or non-text messages.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from history.models import MAX_TITLE_LENGTH, Conversation, shown_title, shown_value, utc_now
+from history.models import (
+    MAX_TITLE_LENGTH,
+    Conversation,
+    moment_of,
+    new_id,
+    shown_title,
+    shown_value,
+    stamp_of,
+    utc_now,
+)
 from history.transfer.import_formats import FORMAT_CHATGPT, Candidate, ImportFailed, Parsed, with_source
 
 TEXT_TYPES = ("text", "multimodal_text")
@@ -27,13 +35,7 @@ def iso_time(value: object) -> str | None:
         moment = datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def id_at(stamp: str) -> str:
-    """A new id in the app's form, dated when the conversation began so ids sort like the originals."""
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return moment.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+    return stamp_of(moment)
 
 
 def _leaf(mapping: dict) -> str | None:
@@ -129,7 +131,7 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     models = [m["model"] for m in messages if "model" in m]
     model = item.get("default_model_slug") if isinstance(item.get("default_model_slug"), str) else ""
     conversation = Conversation(
-        id=id_at(created),
+        id=new_id(moment_of(created)),  # dated when it began, so ids sort like the originals
         title=title,
         created_at=created,
         updated_at=messages[-1]["created_at"] if messages else created,

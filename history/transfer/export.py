@@ -6,13 +6,14 @@ reads settings, so an API key cannot reach an export.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import unicodedata
 import zipfile
 from datetime import UTC, datetime
 
-from history.models import Conversation, InvalidConversation
+from history.models import Conversation, InvalidConversation, moment_of
 from history.stores.base import ConversationNotFound, HistoryStore, readable_conversations
 from history.stores.json_store import encode
 
@@ -31,18 +32,7 @@ _PARTIAL_NOTES = {
 def _without_secrets(conversation: Conversation) -> Conversation:
     """A copy whose top-level extras hold nothing named like a credential (defence in depth)."""
     extra = {k: v for k, v in conversation.extra.items() if not _SECRET_KEY.search(k)}
-    if extra == conversation.extra:
-        return conversation
-    return Conversation(
-        id=conversation.id,
-        title=conversation.title,
-        created_at=conversation.created_at,
-        updated_at=conversation.updated_at,
-        model=conversation.model,
-        messages=conversation.messages,
-        extra=extra,
-        titled_by_user=conversation.titled_by_user,
-    )
+    return conversation if extra == conversation.extra else dataclasses.replace(conversation, extra=extra)
 
 
 def conversation_json(conversation: Conversation) -> bytes:
@@ -52,13 +42,8 @@ def conversation_json(conversation: Conversation) -> bytes:
 
 def _when(stamp: str) -> str:
     """A schema time as 'YYYY-MM-DD HH:MM UTC'; anything unparsable is shown as written."""
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return str(stamp)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    moment = moment_of(stamp)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else str(stamp)
 
 
 def _one_line(text: str) -> str:
@@ -132,10 +117,7 @@ def _slug(title: str) -> str:
 
 
 def _date(stamp: str) -> str:
-    try:
-        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d")
-    except (TypeError, ValueError):
-        return datetime.now(UTC).strftime("%Y-%m-%d")
+    return (moment_of(stamp) or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
 def export_filename(conversation: Conversation, ext: str) -> str:

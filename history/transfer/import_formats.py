@@ -67,10 +67,6 @@ class Candidate:
     title_cut: bool = False  # its title was longer than MAX_TITLE_LENGTH
 
 
-def _no_duplicates(candidate: Candidate) -> str | None:
-    return None
-
-
 @dataclass
 class Parsed:
     """Everything one file holds, validated, before anything is written; at most `limits` of it.
@@ -80,11 +76,11 @@ class Parsed:
     file again brings in the next ones.
     """
 
-    format: str
+    known: Callable[[Candidate], str | None]
+    limits: ImportLimits
+    format: str = ""
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    limits: ImportLimits = field(default_factory=ImportLimits)
-    known: Callable[[Candidate], str | None] = _no_duplicates
     stopped: bool = False  # the conversation limit was reached with more of the file left unread
     titles_cut: int = 0
 

@@ -19,9 +19,9 @@ from pathlib import PurePosixPath
 
 from history import strict_json
 from history.errors import ConversationExists, HistoryUnavailable
-from history.models import MAX_TITLE_LENGTH, ROLES, utc_now
+from history.models import MAX_TITLE_LENGTH, ROLES, moment_of, new_id
 from history.stores.base import HistoryStore
-from history.transfer.chatgpt_import import chatgpt_conversations, id_at
+from history.transfer.chatgpt_import import chatgpt_conversations
 from history.transfer.export import README_NAME
 from history.transfer.import_formats import (
     ACCEPTED,
@@ -272,27 +272,6 @@ def parse_zip(name: str, data: bytes, parsed: Parsed) -> str:
         raise ImportFailed(name, f"is a zip this app cannot open ({error})") from None
 
 
-def parse_file(
-    name: str,
-    data: bytes,
-    *,
-    max_bytes: int = MAX_IMPORT_BYTES,
-    limits: ImportLimits | None = None,
-    known: Callable[[Candidate], str | None] | None = None,
-) -> Parsed:
-    """What a file holds, up to the limits, validated, without writing; ImportFailed if it cannot be read."""
-    if len(data) > max_bytes:
-        raise ImportFailed(name, f"is {mb(len(data))} MB; the limit is {mb(max_bytes)} MB")
-    parsed = Parsed("", limits=limits or ImportLimits())
-    if known is not None:
-        parsed.known = known
-    if data.startswith(_ZIP_MAGIC):
-        parsed.format = parse_zip(name, data, parsed)
-    else:
-        parsed.format = parse_value(name, _decoded(name, data), parsed)
-    return parsed
-
-
 class _Duplicates:
     """Why a candidate is already in the history or earlier in the file, asked as the file is read."""
 
@@ -320,13 +299,10 @@ class _Duplicates:
 
 
 def _fresh_id(store: HistoryStore, created_at: str, taken: set[str]) -> str:
-    """A new id dated like the conversation, unused in the store and in this import."""
-    try:
-        id_at(created_at)
-    except ValueError:  # a hand-edited creation time that is not ISO: date the id now
-        created_at = utc_now()
+    """A new id dated like the conversation (now, for a hand-edited time that is not ISO), unused in the
+    store and in this import."""
     while True:
-        new = id_at(created_at)
+        new = new_id(moment_of(created_at))
         if new not in taken and not store.exists(new):
             return new
 
@@ -385,7 +361,6 @@ def import_file(
     name: str,
     data: bytes,
     *,
-    max_bytes: int = MAX_IMPORT_BYTES,
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
@@ -394,5 +369,11 @@ def import_file(
     be written. `progress` hears how far it got while it runs."""
     if progress is not None:
         progress(0.0, "Reading the file…")
-    parsed = parse_file(name, data, max_bytes=max_bytes, limits=limits, known=_Duplicates(store))
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFailed(name, f"is {mb(len(data))} MB; the limit is {mb(MAX_IMPORT_BYTES)} MB")
+    parsed = Parsed(_Duplicates(store), limits or ImportLimits())
+    if data.startswith(_ZIP_MAGIC):
+        parsed.format = parse_zip(name, data, parsed)
+    else:
+        parsed.format = parse_value(name, _decoded(name, data), parsed)
     return _save(store, parsed, progress)
