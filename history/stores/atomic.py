@@ -35,6 +35,7 @@ _READ_FLAGS = (
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
+_SYMLINK = "the file is a symbolic link, and links are never followed"
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
@@ -47,25 +48,35 @@ class Unreadable(Exception):
         self.reason = reason
 
 
+def check_regular(info: os.stat_result, max_bytes: int) -> None:
+    """Unreadable unless the entry is a regular file (not a link) of at most `max_bytes`."""
+    if stat.S_ISLNK(info.st_mode):
+        raise Unreadable(_SYMLINK)
+    if not stat.S_ISREG(info.st_mode):
+        raise Unreadable("it is not a regular file")
+    if info.st_size > max_bytes:
+        raise Unreadable(_too_large(max_bytes))
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the file is larger than {max_bytes // 2**20} MB"
+
+
 def read_regular_file(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
     """Read a whole regular file without following a symlink at `path`; FileNotFoundError passes."""
     if not O_NOFOLLOW and os.path.islink(path):
-        raise Unreadable("the file is a symbolic link, and links are never followed")
+        raise Unreadable(_SYMLINK)
     try:
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         raise
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise Unreadable("the file is a symbolic link, and links are never followed") from None
+            raise Unreadable(_SYMLINK) from None
         raise Unreadable(f"the file could not be opened ({error.strerror})") from None
-    too_large = f"the file is larger than {max_bytes // 2**20} MB"
     try:  # check before os.fdopen, which raises IsADirectoryError for a folder named like a file
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable("it is not a regular file")
-        if info.st_size > max_bytes:
-            raise Unreadable(too_large)
+        check_regular(info, max_bytes)
         handle = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -73,7 +84,7 @@ def read_regular_file(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result
     with handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew after fstat
-        raise Unreadable(too_large)
+        raise Unreadable(_too_large(max_bytes))
     return data, info
 
 

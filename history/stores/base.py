@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -26,7 +26,6 @@ from history.stores.changes import Change, appending, prepared, replacing_tail, 
 
 __all__ = ["ConversationChanged", "ConversationNotFound", "Days", "HistoryStore", "UnreadableFile"]
 
-_BATCH = 500
 log = logging.getLogger(__name__)
 Days = tuple[date | None, date | None]  # first and last UTC day last updated, both included; None: open
 ANY_DAY: Days = (None, None)
@@ -202,12 +201,3 @@ def prepare_in_background(store: HistoryStore) -> threading.Thread:
     thread.start()
     return thread
 
-
-def readable_conversations(
-    store: HistoryStore, summaries: list[ConversationSummary]
-) -> Iterator[tuple[ConversationSummary, Conversation]]:
-    """Each listed conversation that can still be read, in the listing's order, 500 at a time."""
-    for start in range(0, len(summaries), _BATCH):
-        batch = summaries[start : start + _BATCH]
-        found = store.get_many([summary.id for summary in batch])
-        yield from ((summary, found[summary.id]) for summary in batch if summary.id in found)

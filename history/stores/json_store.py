@@ -30,6 +30,7 @@ from history.models import (
 from history.search import SearchHit
 from history.stores.atomic import (
     Unreadable,
+    check_regular,
     exclusive,
     fsync_dir,
     private_dirs,
@@ -61,7 +62,6 @@ LOCK_SLOTS = 256
 OLD_CACHES = (".index.json", ".search-index", ".insights-index")  # what .index.sqlite replaced
 _SLOT_NAME = re.compile(r"^[0-9a-f]{2}\.lock$")
 T = TypeVar("T")
-_SYMLINK_REASON = "the file is a symbolic link, and links are never followed"
 
 
 def encode(conversation: Conversation) -> bytes:
@@ -86,45 +86,31 @@ def encode(conversation: Conversation) -> bytes:
     return data
 
 
-def decode(raw: bytes) -> object:
-    """Bytes to JSON, or Unreadable saying what is wrong in words a user can act on."""
+def read_file(path: Path) -> tuple[Conversation, bool, os.stat_result]:
+    """Load one conversation file, and whether it is the read-only Flask history; raises
+    FileNotFoundError, or Unreadable saying what is wrong in words a user can act on."""
+    raw, info = read_regular_file(path, MAX_FILE_BYTES)
     try:
-        return strict_json.loads(strict_json.text_of(raw))
+        data = strict_json.loads(strict_json.text_of(raw))
     except strict_json.BadJson as problem:
         raise Unreadable(f"the file {problem.reason}") from None
-
-
-def conversation_from(name: str, data: object, mtime: float) -> tuple[Conversation, bool]:
-    """The conversation a decoded file holds, and whether it is the read-only Flask history."""
-    stem = name.removesuffix(SUFFIX)
+    stem = path.name.removesuffix(SUFFIX)
     try:
         if stem == LEGACY_ID and isinstance(data, list):
-            return legacy_conversation(parse_flask_history(data), mtime), True
+            return legacy_conversation(parse_flask_history(data), info.st_mtime), True, info
         conversation = Conversation.from_dict(data)
     except InvalidConversation as error:
         raise Unreadable(str(error)) from None
     if conversation.id != stem:
         raise Unreadable(f"its 'id' is {conversation.id!r}, which does not match the file name")
-    return conversation, False
-
-
-def read_file(path: Path) -> tuple[Conversation, bool, os.stat_result]:
-    """Load one conversation file; raises FileNotFoundError or Unreadable."""
-    raw, info = read_regular_file(path, MAX_FILE_BYTES)
-    conversation, legacy = conversation_from(path.name, decode(raw), info.st_mtime)
-    return conversation, legacy, info
+    return conversation, False, info
 
 
 def index_file(path: Path, info: os.stat_result) -> tuple[Conversation, bool, StatKey]:
     """Read one file for the index; problems visible in its directory entry skip the open."""
     if not is_valid_id(path.name.removesuffix(SUFFIX)):
         raise Unreadable("its name is not a valid conversation id (use only A-Z a-z 0-9 - _)")
-    if stat.S_ISLNK(info.st_mode):
-        raise Unreadable(_SYMLINK_REASON)
-    if not stat.S_ISREG(info.st_mode):
-        raise Unreadable("it is not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise Unreadable(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
+    check_regular(info, MAX_FILE_BYTES)
     conversation, legacy, read_info = read_file(path)
     return conversation, legacy, stat_key(read_info)
 

@@ -14,10 +14,11 @@ import zipfile
 from datetime import UTC, datetime
 
 from history.models import Conversation, InvalidConversation, moment_of
-from history.stores.base import ConversationNotFound, HistoryStore, readable_conversations
+from history.stores.base import ConversationNotFound, HistoryStore
 from history.stores.json_store import encode
 
 README_NAME = "README.txt"
+_BATCH = 500  # conversations read at once
 _SLUG_LENGTH = 50
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|password|authorization", re.IGNORECASE)
 _LINE_ENDS = "\r\n"
@@ -152,20 +153,18 @@ def all_conversations_zip(store: HistoryStore) -> bytes:
     exported = 0
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         summaries = store.list()
-        readable = readable_conversations(store, summaries)  # in bulk where the store can
-        found = next(readable, None)
-        for summary in summaries:
-            if found is not None and found[0] is summary:
-                conversation, found = found[1], next(readable, None)
-            else:  # deleted since the listing, or unreadable: get() says which
-                try:
-                    conversation = store.get(summary.id)
+        for start in range(0, len(summaries), _BATCH):
+            batch = [summary.id for summary in summaries[start : start + _BATCH]]
+            found = store.get_many(batch)  # in bulk where the store can
+            for conversation_id in batch:
+                try:  # get() says why one is missing: deleted since the listing, or unreadable
+                    conversation = found.get(conversation_id) or store.get(conversation_id)
                 except ConversationNotFound:
                     continue
                 except InvalidConversation as error:
-                    skipped.append((f"{summary.id}.json", str(error)))
+                    skipped.append((f"{conversation_id}.json", str(error)))
                     continue
-            archive.writestr(f"{conversation.id}.json", conversation_json(conversation))
-            exported += 1
+                archive.writestr(f"{conversation.id}.json", conversation_json(conversation))
+                exported += 1
         archive.writestr(README_NAME, _readme(exported, skipped))
     return buffer.getvalue()
