@@ -8,6 +8,7 @@ no hidden, tool, empty or non-text messages.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -119,7 +120,7 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     line = " ".join(title[: MAX_TITLE_LENGTH * 4].split())  # one line, spaces collapsed, as ChatGPT shows it
     long_title, title = len(line) > MAX_TITLE_LENGTH, shown_title(line)
     created = iso_time(item.get("create_time")) or iso_time(item.get("update_time")) or utc_now()
-    messages, left_out = [], {"tool": 0, "non_text": 0, "": 0}
+    messages, left_out = [], Counter()
     for node in branch(item, name, f"{where} ('{title}')"):
         if node.get("message") is None:
             continue
@@ -140,10 +141,7 @@ def convert_conversation(item: object, name: str, index: int) -> Candidate:
     )
     ident = item.get("id") or item.get("conversation_id")
     source = with_source(conversation, "chatgpt", ident if isinstance(ident, str) else None)
-    return Candidate(
-        conversation, source=source, tool_messages=left_out["tool"], non_text_messages=left_out["non_text"],
-        title_cut=long_title,
-    )
+    return Candidate(conversation, source=source, left_out=left_out, title_cut=long_title)
 
 
 def chatgpt_conversations(name: str, items: Iterable[object], parsed: Parsed) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -62,8 +63,7 @@ class Candidate:
     conversation: Conversation
     keep_id: bool = False  # schema files keep their id; other formats get a new one
     source: str | None = None  # 'app:id' recorded in extra, to recognise a re-import
-    tool_messages: int = 0
-    non_text_messages: int = 0
+    left_out: Counter[str] = field(default_factory=Counter)  # messages not imported, by why: tool, non_text
     title_cut: bool = False  # its title was longer than MAX_TITLE_LENGTH
 
 
@@ -254,7 +254,7 @@ def openai_conversation(name: str, value: list | dict, parsed: Parsed) -> str:
         return FORMAT_OPENAI
     model = value.get("model") if isinstance(value, dict) else ""
     stamp = utc_now()
-    messages, left_out = [], {"tool": 0, "non_text": 0, "": 0}
+    messages, left_out = [], Counter()
     for index, item in enumerate(items):
         message, why = _openai_message(item, index, name, stamp)
         if message is None:
@@ -263,13 +263,5 @@ def openai_conversation(name: str, value: list | dict, parsed: Parsed) -> str:
             messages.append(message)
     conversation = _messages_conversation(messages, model if isinstance(model, str) else "")
     source = with_source(conversation, "openai", None) if messages else None
-    parsed.offer(
-        Candidate(
-            conversation,
-            source=source,
-            tool_messages=left_out["tool"],
-            non_text_messages=left_out["non_text"],
-        ),
-        label=None if messages else name,
-    )
+    parsed.offer(Candidate(conversation, source=source, left_out=left_out), label=None if messages else name)
     return FORMAT_OPENAI

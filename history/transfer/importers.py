@@ -127,9 +127,7 @@ def _decoded(name: str, data: bytes) -> object:
         raise ImportFailed(name, problem.reason) from None
 
 
-def _is_schema(item: object) -> bool:
-    if not isinstance(item, dict):
-        return False
+def _is_schema(item: dict) -> bool:
     has_schema_keys = "id" in item and "created_at" in item and isinstance(item.get("messages"), list)
     return "schema_version" in item or has_schema_keys
 
@@ -347,8 +345,8 @@ def _save(store: HistoryStore, parsed: Parsed, progress: Progress | None) -> Imp
                 report.skipped.append((conversation.title, skipped))
             else:
                 report.imported.append((conversation.id, conversation.title, len(conversation.messages)))
-                report.tool_messages += candidate.tool_messages
-                report.non_text_messages += candidate.non_text_messages
+                report.tool_messages += candidate.left_out["tool"]
+                report.non_text_messages += candidate.left_out["non_text"]
             if progress is not None and (number % step == 0 or number == total):
                 progress(number / total, f"Saving conversation {number:,} of {total:,}…")
     except HistoryUnavailable as error:
