@@ -62,12 +62,8 @@ def plan_owner(source: HistoryStore, destination: HistoryStore, owner: str) -> O
         (plan.legacy if summary.read_only else plan.live).append(summary.id)
     plan.trash = [summary.id for summary in source.deleted()]
     plan.unreadable = [(problem.name, problem.reason) for problem in source.unreadable()]
-    for conversation_id in plan.live:
-        if destination.exists(conversation_id):
-            plan.existing.append(conversation_id)
-    for conversation_id in plan.legacy:
-        if destination.exists(COPY_ID):
-            plan.existing.append(conversation_id)
+    plan.existing = [taken for taken in plan.live if destination.exists(taken)]
+    plan.existing += [legacy for legacy in plan.legacy if destination.exists(COPY_ID)]  # its copy's id
     for conversation_id in plan.trash:
         if destination.exists(conversation_id) or _in_trash(destination, conversation_id):
             plan.existing.append(f"{conversation_id} (deleted)")
