@@ -162,13 +162,16 @@ def _thread_lock(key: str) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold `lock_path` against other threads and processes (the OS frees it if one dies); HistoryBusy
-    if it stays held for LOCK_TIMEOUT seconds."""
-    deadline = time.monotonic() + LOCK_TIMEOUT  # one wait for both locks, not one each
+def exclusive(lock_path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold `lock_path` against other threads and processes (the OS frees it if one dies).
+
+    Raises HistoryBusy if it stays held for `timeout` seconds (LOCK_TIMEOUT unless given).
+    """
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout  # one wait for both locks, not one each
     private_dirs(lock_path.parent)
     local = _thread_lock(str(lock_path))
-    if not local.acquire(timeout=LOCK_TIMEOUT):
+    if not local.acquire(timeout=timeout):
         raise HistoryBusy(BUSY)
     try:
         wait = max(0.0, deadline - time.monotonic())  # 0: try once
