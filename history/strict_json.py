@@ -96,12 +96,17 @@ def _not_json(text: str, position: int, expected: str) -> BadJson:
     return BadJson(f"is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})")
 
 
+def _expect_end(text: str, position: int) -> None:
+    """BadJson unless only whitespace follows `position`."""
+    end = _skip(text, position)
+    if end != len(text):
+        raise _not_json(text, end, "Extra data")
+
+
 def loads(text: str) -> object:
     """The whole document; BadJson saying what is wrong."""
-    start = _skip(text, 0)
-    value, end = _decode_at(text, start, bool(_SURROGATE_ESCAPE.search(text)))
-    if _skip(text, end) != len(text):
-        raise _not_json(text, _skip(text, end), "Extra data")
+    value, end = _decode_at(text, _skip(text, 0), bool(_SURROGATE_ESCAPE.search(text)))
+    _expect_end(text, end)
     return value
 
 
@@ -116,9 +121,7 @@ def items(text: str) -> Iterator[object]:
     escapes = bool(_SURROGATE_ESCAPE.search(text))
     position = _skip(text, _skip(text, 0) + 1)
     if text.startswith("]", position):
-        position = _skip(text, position + 1)
-        if position != len(text):
-            raise _not_json(text, position, "Extra data")
+        _expect_end(text, position + 1)
         return
     while True:
         value, position = _decode_at(text, position, escapes)
@@ -130,6 +133,4 @@ def items(text: str) -> Iterator[object]:
         if text.startswith("]", position):
             break
         raise _not_json(text, position, "Expecting ',' delimiter")
-    end = _skip(text, position + 1)
-    if end != len(text):
-        raise _not_json(text, end, "Extra data")
+    _expect_end(text, position + 1)
