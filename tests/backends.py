@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from history.stores import sql_schema
 from history.stores.backend import open_store
 from history.stores.base import HistoryStore
-from tests.memory_store import MemoryHistoryStore
+from history.stores.memory_store import MemoryHistoryStore
 
 POSTGRES_ENV = "CHATBOT_TEST_POSTGRES_URL"
 BACKENDS = ["json", "sqlite", "postgresql"]  # what servers and processes can share

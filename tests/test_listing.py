@@ -9,7 +9,7 @@ import pandas as pd
 
 from history.listing import COLUMNS, conversations_table
 from history.models import Conversation, ConversationSummary
-from tests.memory_store import MemoryHistoryStore
+from history.stores.memory_store import MemoryHistoryStore
 
 
 def summary(n: int, updated: str) -> ConversationSummary:

@@ -1,5 +1,5 @@
-"""The history store interface every store implements: the JSON folder (history/stores/json_store.py)
-and a SQL database (history/stores/sql_store.py); the tests add one in memory (tests/memory_store.py).
+"""The history store interface every store implements: the JSON folder (history/stores/json_store.py),
+a SQL database (history/stores/sql_store.py) and memory (history/stores/memory_store.py).
 
 The write methods share one set of rules (history/stores/changes.py): each store only says how it
 reads and saves one conversation under its lock (`_change`). Listing pages, search and the Insights

@@ -1,4 +1,4 @@
-"""Conversations in this process's memory: the store the tests use when nothing may touch a disk.
+"""Conversations in this process's memory: the store tests and demos use when nothing may touch a disk.
 
 It keeps every rule of the other stores (the shared change rules, the JSON limits, the trash) and
 answers listing, search and Insights from the same derived index the JSON folder uses
