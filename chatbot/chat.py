@@ -179,7 +179,7 @@ class ChatService:
     @property
     def must_wait(self) -> bool:
         """True when a reply would first wait for another session's (the local model takes turns)."""
-        return bool(getattr(self.provider, "busy", False))
+        return self.provider.busy
 
     def save_reply(
         self, conversation: Conversation, reply: Reply, *, regenerate: bool = False

@@ -25,6 +25,7 @@ class FakeProvider:
 
     backend = "fake"
     reply_tokens = None
+    busy = False
 
     def __init__(self, context_tokens: int | None = None):
         self.context_tokens = context_tokens

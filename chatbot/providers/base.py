@@ -110,6 +110,7 @@ class Provider(Protocol):
     backend: str  # "openai" or "local", shown in the sidebar
     context_tokens: int | None  # the model's context window, when the provider knows it
     reply_tokens: int | None  # the longest reply it gives unless asked for less, when it has one
+    busy: bool  # a new request would first wait for another one (the local model takes turns)
 
     def execute(self, request: ChatRequest) -> Reply: ...
 

@@ -52,6 +52,7 @@ class OpenAIProvider:
     backend = "openai"
     context_tokens = None  # unknown for a remote model: the server enforces its own
     reply_tokens = None  # no length of its own: the server's, or CHATBOT_MAX_REPLY_TOKENS
+    busy = False  # the server answers requests side by side
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ class UnavailableProvider:
     backend = "unavailable"
     context_tokens = None
     reply_tokens = None
+    busy = False
 
     def __init__(self, error: ChatError):
         self.error = error
