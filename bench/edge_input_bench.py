@@ -31,10 +31,11 @@ from bench.report import (
     wait_for_quiet,
 )
 from bench.search_data import fill
-from history.insights import daily_activity, feedback_by_day, messages_frame, reply_times
+from history.insights import messages_frame
 from history.models import Conversation, make_message
 from history.search import _TERM, _WORD, MAX_TERMS, Term, query_terms
 from history.stores.json_store import JsonHistoryStore
+from tests.insights_reference import daily_activity, feedback_by_day, reply_times
 from tests.test_insights import FAR_APART
 
 

@@ -12,22 +12,18 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from history.insights import (
-    COLUMNS,
+from history.insights import COLUMNS, between, message_rows, messages_frame, to_csv
+from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
+from tests.insights_reference import (
     answer_sources,
-    between,
     bucket_size,
     daily_activity,
     feedback_by_day,
     headline,
-    message_rows,
-    messages_frame,
     reply_times,
-    to_csv,
     top_first_questions,
 )
-from history.models import Conversation, make_message
-from history.stores.json_store import JsonHistoryStore
 
 DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 NAN = math.nan

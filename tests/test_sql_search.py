@@ -337,4 +337,4 @@ def test_a_version_1_database_gets_search_and_insights_for_what_it_holds(sql_bac
     assert found(store, "trash") == ["gone"]
     assert_insights_match(store, ["old", "gone"])
     with engine_for(target).connect() as connection:
-        assert connection.scalar(sa.text("SELECT value FROM chatbot_schema_meta")) == "3"
+        assert connection.scalar(sa.text("SELECT value FROM chatbot_schema_meta")) == "4"

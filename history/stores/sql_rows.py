@@ -128,6 +128,23 @@ def conversation_from(row: Mapping, message_rows: list[Mapping]) -> Conversation
     return Conversation.from_dict(data)
 
 
+def readable_conversations(connection: Connection, rows: list[Mapping]) -> dict[int, Conversation]:
+    """The conversations these rows hold, by serial, their messages read in one query; unreadable ones
+    are left out (get() reports them when the user opens one)."""
+    grouped: dict[int, list] = {row["serial"]: [] for row in rows}
+    query = sa.select(messages).where(messages.c.conversation_serial.in_(list(grouped)))
+    query = query.order_by(messages.c.conversation_serial, messages.c.position)
+    for message in connection.execute(query).mappings():
+        grouped[message["conversation_serial"]].append(message)
+    found = {}
+    for row in rows:
+        try:
+            found[row["serial"]] = conversation_from(row, grouped[row["serial"]])
+        except InvalidConversation:
+            continue
+    return found
+
+
 def listing_entry(row: tuple) -> ConversationSummary | str:
     """The listing row from a summary query, or why it cannot be read.
 

@@ -30,6 +30,7 @@ from history.stores.sql_rows import (
     conversation_values,
     listable,
     listing_entry,
+    readable_conversations,
     save_messages,
 )
 from history.stores.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
@@ -94,7 +95,8 @@ class SqlHistoryStore(HistoryStore):
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 query = sa.select(conversations).where(self._mine(False), _c.id.in_(chunk))
-                found.update(self._readable(connection, connection.execute(query).mappings().all()))
+                rows = connection.execute(query).mappings().all()
+                found.update((c.id, c) for c in readable_conversations(connection, rows).values())
         return found
 
     def page(
@@ -145,8 +147,9 @@ class SqlHistoryStore(HistoryStore):
 
     def insights(self, start: date | None = None, end: date | None = None) -> Insights:
         """The Insights figures of the live conversations, aggregated by the database in one snapshot."""
+        damaged = sa.select(_c.serial).where(self._mine(False), sa.not_(self._listable))
         with transaction(self.engine, write=False) as connection:
-            return sql_derived.insights(connection, self._live(ANY_DAY), start, end)
+            return sql_derived.insights(connection, self.owner, damaged, start, end)
 
     def imported_sources(self) -> set[str]:
         """The 'app:id' of each live conversation an import made, read from the extra column only."""
@@ -178,7 +181,7 @@ class SqlHistoryStore(HistoryStore):
                 raise ConversationExists(conversation.id)
             serial = self._unless_taken(connection, row, conversation.id).inserted_primary_key[0]
             save_messages(connection, serial, [], conversation.messages)
-            sql_derived.save(connection, serial, None, sql_derived.derived(conversation))
+            sql_derived.save(connection, serial, self.owner, None, sql_derived.derived(conversation))
         return conversation
 
     def delete(self, conversation_id: str) -> None:
@@ -193,6 +196,7 @@ class SqlHistoryStore(HistoryStore):
             connection.execute(
                 sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=_deleted_now())
             )
+            sql_derived.set_live_owner(connection, row["serial"], None)
 
     def restore(self, conversation_id: str) -> None:
         """Bring a deleted conversation back; ConversationExists if the id was reused meanwhile."""
@@ -205,6 +209,7 @@ class SqlHistoryStore(HistoryStore):
                 raise ConversationExists(conversation_id)
             back = sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
             self._unless_taken(connection, back, conversation_id)
+            sql_derived.set_live_owner(connection, row["serial"], self.owner)
 
     def purge_deleted(self, deleted_before: datetime) -> int:
         """Remove for good every conversation in the trash deleted before that moment; how many."""
@@ -288,21 +293,6 @@ class SqlHistoryStore(HistoryStore):
         except InvalidConversation as error:
             raise InvalidConversation(UnreadableFile(row["id"], str(error), ADVICE).message) from None
 
-    @staticmethod
-    def _readable(connection: Connection, rows: list) -> dict[str, Conversation]:
-        """The conversations these rows hold, their messages in one query; unreadable ones left out."""
-        grouped: dict[int, list] = {row["serial"]: [] for row in rows}
-        query = sa.select(messages).where(_m.conversation_serial.in_(list(grouped)))
-        for message in connection.execute(query.order_by(_m.conversation_serial, _m.position)).mappings():
-            grouped[message["conversation_serial"]].append(message)
-        found = {}
-        for row in rows:
-            try:
-                found[row["id"]] = conversation_from(row, grouped[row["serial"]])
-            except InvalidConversation:
-                continue  # get() reports it when the user opens it
-        return found
-
     def _get(self, conversation_id: str, *, trashed: bool) -> Conversation:
         self._check_id(conversation_id)
         with transaction(self.engine, write=False) as connection:
@@ -318,11 +308,11 @@ class SqlHistoryStore(HistoryStore):
             row = self._locked(connection, conversation_id)
             conversation = self._decode(connection, row)
             before = [list(message.items()) for message in conversation.messages]
-            derived = sql_derived.derived(conversation)
+            was = sql_derived.derived(conversation)
             change(conversation)
             encode(conversation)  # the same limits as the JSON store: size cap, strict JSON
             save_messages(connection, row["serial"], before, conversation.messages)
-            sql_derived.save(connection, row["serial"], derived, sql_derived.derived(conversation))
+            sql_derived.save(connection, row["serial"], self.owner, was, sql_derived.derived(conversation))
             connection.execute(
                 sa.update(conversations)
                 .where(_c.serial == row["serial"])
