@@ -154,6 +154,21 @@ def test_the_figures_follow_every_kind_of_change(any_backend):
     assert other.insights().headline["messages"] == len(HISTORY["a"])
 
 
+def test_a_conversation_removed_for_good_leaves_no_derived_rows(sql_backend):
+    store = sql_backend.store()
+    for cid in ("kept", "gone", "purged"):
+        save(store, cid, HISTORY["a"])
+    store.delete("gone")
+    store.delete_forever("gone")
+    store.delete("purged")
+    store.purge_deleted(datetime.now(UTC) + timedelta(seconds=1))
+    counts = {"chatbot_search": "count(*)", "chatbot_insight_rows": "count(DISTINCT conversation_serial)",
+              "chatbot_insight_days": "count(DISTINCT conversation_serial)"}
+    with sql_schema.engine_for(sql_backend.target).connect() as connection:
+        for table, count in counts.items():
+            assert connection.scalar(sa.text(f"SELECT {count} FROM {table}")) == 1, table
+
+
 def as_version_3(target: str) -> None:
     """The database's Insights tables as version 3 made them: no day totals, no live owner, no indexes."""
     with sql_schema.engine_for(target).begin() as connection:

@@ -15,7 +15,7 @@ Insights reads them alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from history.insight_queries import DAY_TOTALS, day_totals
 from history.insights import COLUMNS, DERIVED, derived_values, message_rows
 from history.models import Conversation, source_key
 from history.search import FTS5_TOKENIZE, Term, body, fts5_query, snippet, tsquery, words
-from history.stores.sql_rows import readable_conversations
+from history.stores.sql_rows import readable_conversations, save_rows
 from history.stores.sql_schema import PREFIX, conversations, messages, serial_of_conversation
 
 insights_metadata = sa.MetaData()
@@ -62,7 +62,8 @@ _DAY_NAMES = ("day", *DAY_TOTALS, "month", "question", "question_key", "question
 insight_days = sa.Table(
     f"{PREFIX}insight_days",
     insights_metadata,
-    serial_of_conversation(primary_key=False),
+    serial_of_conversation(),
+    sa.Column("position", sa.Integer, primary_key=True),  # in day_totals' order, from 0
     sa.Column("day", sa.Integer),  # NULL: the conversation's undated messages
     *(sa.Column(name, sa.BigInteger if name == "tokens" else sa.Integer, nullable=False)
       for name in DAY_TOTALS),
@@ -72,7 +73,6 @@ insight_days = sa.Table(
     sa.Column("question_at_us", sa.BigInteger),
     sa.Column("live_owner", sa.String(200)),
 )
-sa.Index(f"{PREFIX}insight_days_serial", insight_days.c.conversation_serial)
 sa.Index(f"{PREFIX}insight_days_owner", insight_days.c.live_owner, insight_days.c.day)
 
 SEARCH = f"{PREFIX}search"
@@ -156,9 +156,7 @@ def save(connection: Connection, serial: int, owner: str, before: Derived | None
     """Bring a live conversation's derived rows from `before` (None: it has none yet) to `after`."""
     if before is None or (before.title, before.contents) != (after.title, after.contents):
         _save_text(connection, serial, after, replace=before is not None)
-    _save_rows(connection, serial, owner, before.rows if before else [], after.rows)
-    if before is None or before.days != after.days:
-        _save_days(connection, serial, owner, after.days, replace=before is not None)
+    _save_insights(connection, serial, owner, before, after)
 
 
 def set_live_owner(connection: Connection, serial: int, owner: str | None) -> None:
@@ -169,13 +167,10 @@ def set_live_owner(connection: Connection, serial: int, owner: str | None) -> No
 
 
 def remove(connection: Connection, serials: list[int]) -> None:
-    """Delete these conversations' derived rows (before the conversations themselves)."""
-    connection.execute(sa.delete(insight_rows).where(_r.conversation_serial.in_(serials)))
-    connection.execute(sa.delete(insight_days).where(_d.conversation_serial.in_(serials)))
+    """Delete SQLite's search texts of these conversations, which no foreign key removes with them (the
+    other derived rows go with their conversation: ON DELETE CASCADE)."""
     if connection.dialect.name == "sqlite":
         connection.execute(sa.delete(search_texts).where(search_texts.c.rowid.in_(serials)))
-    else:
-        connection.execute(sa.delete(search_vectors).where(search_vectors.c.conversation_serial.in_(serials)))
 
 
 def fill(connection: Connection, *, texts: bool, insights: bool) -> None:
@@ -191,8 +186,7 @@ def fill(connection: Connection, *, texts: bool, insights: bool) -> None:
                 _save_text(connection, serial, made, replace=False)
             if insights:
                 owner = rows[serial]["owner"] if rows[serial]["deleted_at"] is None else None
-                _save_rows(connection, serial, owner, [], made.rows)
-                _save_days(connection, serial, owner, made.days, replace=False)
+                _save_insights(connection, serial, owner, None, made)
 
 
 def _save_text(connection: Connection, serial: int, text: Derived, *, replace: bool) -> None:
@@ -240,37 +234,19 @@ def _fit(row: tuple) -> tuple:
     return (row[0], at.replace("\x00", "\ufffd"), *row[2:]) if isinstance(at, str) and "\x00" in at else row
 
 
-def _values(row: tuple) -> dict:
-    return dict(zip(_SAVED, row, strict=True))
+def _save_insights(connection: Connection, serial: int, owner: str | None, before: Derived | None,
+                   after: Derived) -> None:
+    """Write what changed of a conversation's Insights rows and day totals (new ones get `owner`)."""
+    rows, days = (before.rows, before.days) if before else ([], [])
+    save_rows(connection, insight_rows, serial, rows, after.rows, _named(_SAVED, after.rows),
+              live_owner=owner)
+    save_rows(connection, insight_days, serial, days, after.days, _named(_DAY_NAMES, after.days),
+              live_owner=owner)
 
 
-def _save_rows(connection: Connection, serial: int, owner: str | None, before: list[tuple],
-               after: list[tuple]) -> None:
-    """Write only the insight rows that changed, as save_messages does with messages."""
-    mine = _r.conversation_serial == serial
-    for position in range(min(len(before), len(after))):
-        if after[position] != before[position]:
-            values = _values(after[position])
-            connection.execute(sa.update(insight_rows).where(mine, _r.position == position).values(**values))
-    if len(before) > len(after):
-        connection.execute(sa.delete(insight_rows).where(mine, _r.position >= len(after)))
-    new = [
-        {"conversation_serial": serial, "position": position, "live_owner": owner, **_values(after[position])}
-        for position in range(len(before), len(after))
-    ]
-    if new:
-        connection.execute(sa.insert(insight_rows), new)
-
-
-def _save_days(connection: Connection, serial: int, owner: str | None, days: list[tuple], *,
-               replace: bool) -> None:
-    """A conversation's day totals, in place of those it had (a change touches one day or a few)."""
-    if replace:
-        connection.execute(sa.delete(insight_days).where(_d.conversation_serial == serial))
-    if days:
-        mine = {"conversation_serial": serial, "live_owner": owner}
-        connection.execute(sa.insert(insight_days), [{**mine, **dict(zip(_DAY_NAMES, day, strict=True))}
-                                                     for day in days])
+def _named(names: Sequence[str], rows: list[tuple]) -> Callable[[int], dict]:
+    """The column values of the row at a position."""
+    return lambda position: dict(zip(names, rows[position], strict=True))
 
 
 def search_query(

@@ -99,10 +99,10 @@ sa.Index(
 sa.Index(f"{PREFIX}conversations_recent", conversations.c.owner, conversations.c.updated_order)
 
 
-def serial_of_conversation(*, primary_key: bool = True) -> sa.Column:
-    """The column of a row that belongs to a conversation: its serial, removed with it."""
+def serial_of_conversation() -> sa.Column:
+    """The key of a row that belongs to a conversation: its serial, removed with it."""
     foreign = sa.ForeignKey(conversations.c.serial, ondelete="CASCADE")
-    return sa.Column("conversation_serial", _Serial, foreign, primary_key=primary_key, nullable=False)
+    return sa.Column("conversation_serial", _Serial, foreign, primary_key=True)
 
 
 messages = sa.Table(

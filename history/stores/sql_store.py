@@ -44,13 +44,9 @@ _SUMMARY_COLUMNS = (_c.id, _c.title, _c.created_at, _c.updated_at, _c.message_co
                     _c.model, sa.cast(_c.extra, sa.Text), sa.cast(_c.layout, sa.Text))
 
 
-def _deleted_now() -> str:
-    """When a conversation went to the trash, to the microsecond so the trash keeps its order."""
-    return _stamp(datetime.now(UTC))
-
-
 def _stamp(moment: datetime) -> str:
-    """A deleted_at text; all have this one width, so comparing the texts compares the times."""
+    """A deleted_at text, to the microsecond so the trash keeps its order; all have this one width, so
+    comparing the texts compares the times."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -193,9 +189,8 @@ class SqlHistoryStore(HistoryStore):
             older = self._row(connection, conversation_id, trashed=True)
             if older is not None:
                 self._remove(connection, [older["serial"]])
-            connection.execute(
-                sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=_deleted_now())
-            )
+            deleted = sa.update(conversations).where(_c.serial == row["serial"])
+            connection.execute(deleted.values(deleted_at=_stamp(datetime.now(UTC))))
             sql_derived.set_live_owner(connection, row["serial"], None)
 
     def restore(self, conversation_id: str) -> None:
@@ -237,9 +232,8 @@ class SqlHistoryStore(HistoryStore):
 
     @staticmethod
     def _remove(connection: Connection, serials: list[int]) -> None:
-        """Delete these conversations' rows, derived rows and messages first."""
+        """Delete these conversations for good; their messages and derived rows go with them."""
         sql_derived.remove(connection, serials)
-        connection.execute(sa.delete(messages).where(_m.conversation_serial.in_(serials)))
         connection.execute(sa.delete(conversations).where(_c.serial.in_(serials)))
 
     def _mine(self, trashed: bool):
