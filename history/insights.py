@@ -137,14 +137,9 @@ def _times(values: list) -> pd.DatetimeIndex:
     return times.as_unit("us")  # the same unit whatever the values, or none
 
 
-def messages_frame(conversations_or_rows: Iterable[Conversation | tuple]) -> pd.DataFrame:
-    """The frame every figure uses: Conversations go through message_rows; tuples are rows it made."""
-    rows: list[tuple] = []
-    for item in conversations_or_rows:
-        if isinstance(item, tuple):
-            rows.append(item)
-        else:
-            rows.extend(message_rows(item))
+def messages_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    """The rows message_rows made (as a store keeps them) as a DataFrame, one typed column each."""
+    rows = list(rows)
     data = {name: list(map(itemgetter(i), rows)) for i, name in enumerate(COLUMNS)}  # faster than zip(*rows)
     codes, ids = pd.factorize(np.array(data["conversation_id"], dtype=object))
     frame = {

@@ -8,12 +8,19 @@ baseline the Insights benchmarks compare with (bench/).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from history.insight_queries import bucket_numbers, bucket_starts, pick_bucket, share, top_spellings
-from history.insights import FEEDBACK, SOURCES, question_key
+from history.insights import FEEDBACK, SOURCES, message_rows, messages_frame, question_key
+from history.models import Conversation
+
+
+def frame_of(conversations: Iterable[Conversation]) -> pd.DataFrame:
+    """history.insights.messages_frame of these conversations, as a store would hand it over."""
+    return messages_frame([row for conversation in conversations for row in message_rows(conversation)])
 
 
 def _day_values(frame: pd.DataFrame) -> np.ndarray:
