@@ -81,7 +81,7 @@ def day_totals(rows: Sequence[tuple]) -> list[tuple]:
 
 @dataclass(frozen=True)
 class Insights:
-    """What the Insights page draws for a date range (history/insights.py says what each figure means)."""
+    """What the Insights page draws for a date range (tests/insights_reference.py defines each figure)."""
 
     headline: dict
     activity: pd.DataFrame  # daily_activity
