@@ -164,8 +164,7 @@ class SqlHistoryStore(HistoryStore):
 
     def create(self, conversation: Conversation) -> Conversation:
         """Save a new conversation; ConversationExists (a FileExistsError) if the id is taken."""
-        if not is_valid_id(conversation.id):
-            raise ConversationNotFound(conversation.id)
+        self._check_id(conversation.id)
         for index, message in enumerate(conversation.messages):
             check_message(message, index)
         encode(conversation)  # the JSON store's limits (size, strict JSON), so copies go both ways
@@ -184,7 +183,7 @@ class SqlHistoryStore(HistoryStore):
         """Move the conversation to the trash, replacing an older deleted copy of the same id."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._locked(connection, conversation_id)
+            row = self._found(connection, conversation_id, lock=True)
             self._decode(connection, row)  # an unreadable conversation is left alone, as a file is
             older = self._row(connection, conversation_id, trashed=True)
             if older is not None:
@@ -197,9 +196,7 @@ class SqlHistoryStore(HistoryStore):
         """Bring a deleted conversation back; ConversationExists if the id was reused meanwhile."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._row(connection, conversation_id, trashed=True, lock=True)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
+            row = self._found(connection, conversation_id, trashed=True, lock=True)
             if self._row(connection, conversation_id) is not None:
                 raise ConversationExists(conversation_id)
             back = sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
@@ -223,9 +220,7 @@ class SqlHistoryStore(HistoryStore):
         """Remove one conversation from the trash for good; ConversationNotFound if it is not there."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._row(connection, conversation_id, trashed=True, lock=True)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
+            row = self._found(connection, conversation_id, trashed=True, lock=True)
             self._remove(connection, [row["serial"]])
 
     # Helpers
@@ -259,9 +254,10 @@ class SqlHistoryStore(HistoryStore):
         query = sa.select(conversations).where(self._mine(trashed), _c.id == conversation_id)
         return connection.execute(query.with_for_update() if lock else query).mappings().first()
 
-    def _locked(self, connection: Connection, conversation_id: str):
-        """The live row, locked until the transaction ends (SQLite: the write transaction locks all)."""
-        row = self._row(connection, conversation_id, lock=True)
+    def _found(self, connection: Connection, conversation_id: str, *, trashed=False, lock=False):
+        """The row, or ConversationNotFound; with `lock`, locked until the transaction ends (SQLite: the
+        write transaction locks all)."""
+        row = self._row(connection, conversation_id, trashed=trashed, lock=lock)
         if row is None:
             raise ConversationNotFound(conversation_id)
         return row
@@ -290,16 +286,13 @@ class SqlHistoryStore(HistoryStore):
     def _get(self, conversation_id: str, *, trashed: bool) -> Conversation:
         self._check_id(conversation_id)
         with transaction(self.engine, write=False) as connection:
-            row = self._row(connection, conversation_id, trashed=trashed)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
-            return self._decode(connection, row)
+            return self._decode(connection, self._found(connection, conversation_id, trashed=trashed))
 
     def _change(self, conversation_id: str, change: Change) -> Conversation:
         """Read-modify-write under the conversation's row lock, so concurrent changes all land."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._locked(connection, conversation_id)
+            row = self._found(connection, conversation_id, lock=True)
             conversation = self._decode(connection, row)
             before = [list(message.items()) for message in conversation.messages]
             was = sql_derived.derived(conversation)
