@@ -31,10 +31,10 @@ from bench.report import (
     wait_for_quiet,
 )
 from bench.search_data import fill
-from history.insights import daily_activity, feedback_by_day, messages_frame, reply_times
 from history.models import Conversation, make_message
 from history.search import _TERM, _WORD, MAX_TERMS, Term, query_terms
 from history.stores.json_store import JsonHistoryStore
+from tests.insights_reference import daily_activity, feedback_by_day, frame_of, reply_times
 from tests.test_insights import FAR_APART
 
 
@@ -126,7 +126,7 @@ def far_apart() -> list[list[object]]:
         message = make_message("user", "hi", created_at=f"2026-03-{n:02d}T10:00Z")
         return Conversation(id=f"c{n}", messages=[message])
 
-    frame = messages_frame([*FAR_APART, *map(recent, range(1, 21))])
+    frame = frame_of([*FAR_APART, *map(recent, range(1, 21))])
     figures = lambda: (daily_activity(frame), reply_times(frame), feedback_by_day(frame))  # noqa: E731
     now = timed(figures, 5)
     before = timed(lambda: per_day_activity(frame), 1)[0]

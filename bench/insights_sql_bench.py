@@ -1,6 +1,6 @@
 """The Insights page's figures on a JSON folder of 100,000 conversations × 20 messages, in fresh processes:
 store.insights() (aggregated by the folder's SQLite index) against today's way before it,
-store.insight_rows() and the pandas figures of history/insights.py.
+store.insight_rows() and the pandas figures (tests/insights_reference.py).
 
 Run: .venv/bin/python -m bench.insights_sql_bench [--conversations 100000] [--messages 20]
      [--dir /tmp/bench-data/insights-100k] [--runs 3]
@@ -32,8 +32,9 @@ SAMPLE = r"""
 import json, sys, time
 started = time.perf_counter()
 from datetime import date
-from history import insights as figures
+from history.insights import between
 from history.stores.json_store import JsonHistoryStore
+from tests import insights_reference as figures
 imported = time.perf_counter()
 store = JsonHistoryStore(sys.argv[1])
 mode, start, end = sys.argv[2], *(date.fromisoformat(d) if d != "-" else None for d in sys.argv[3:5])
@@ -43,7 +44,7 @@ elif mode == "new":
     found = store.insights(start, end)
     result = found.headline
 else:
-    frame = figures.between(store.insight_rows(), start, end)
+    frame = between(store.insight_rows(), start, end)
     result = figures.headline(frame)
     for figure in (figures.daily_activity, figures.reply_times, figures.feedback_by_day,
                    figures.answer_sources, figures.top_first_questions, figures.bucket_size):

@@ -70,8 +70,8 @@ def fill_database(store: SqlHistoryStore, saved: list[Conversation]) -> None:
                     for k, message in enumerate(c.messages)
                 ],
             )
-            for c in batch:
-                sql_derived.save(connection, serials[c.id], None, sql_derived.derived(c))  # search, Insights
+            for c in batch:  # search and Insights
+                sql_derived.save(connection, serials[c.id], owner, None, sql_derived.derived(c))
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("ANALYZE")  # what autovacuum does after a load this size

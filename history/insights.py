@@ -1,12 +1,11 @@
-"""Figures for the Insights page, computed with pandas from the saved history: one row per message.
+"""The saved history as Insights rows: one per user or assistant message, what every store keeps.
 
-Plain functions without Streamlit. `messages_frame` turns conversations into rows of user and
-assistant messages; every figure takes such a frame (or a slice from `between`). Saved files may
-be hand-edited or imported: a field of the wrong type counts as missing, never as an error.
-Each store keeps the rows `message_rows` makes (the folder in its index, history/index.py; a database
-in a table of its own), so the frame is read from them, not from every conversation. The page itself
-draws store.insights(), the same figures aggregated by the store's engine (history/insight_queries.py);
-these functions define them, and the frame is still built for the CSV download.
+Plain functions without Streamlit. `message_rows` turns a conversation into rows, `derived_values` adds
+what the stores' SQL groups by, and `messages_frame` makes the rows a DataFrame (for the CSV download,
+`to_csv`). Saved files may be hand-edited or imported: a field of the wrong type counts as missing, never
+as an error. Each store keeps these rows (the folder in its index, history/index.py; a database in a table
+of its own) and the page draws store.insights(), the figures its engine aggregates from them
+(history/insight_queries.py; tests/insights_reference.py defines them in pandas).
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ def derived_values(rows: list[tuple]) -> list[tuple]:
     numbers = [np.where(known, values.astype(np.int64), 0).tolist()
                for values in (times, days, days.astype("datetime64[M]"))]
     questions = [row[10] for row in rows]
-    keys = _question_key(pd.Series(pd.array(questions, dtype="str"))).tolist()
+    keys = question_key(pd.Series(pd.array(questions, dtype="str"))).tolist()
     return [
         (*((n[i] for n in numbers) if known[i] else (None,) * 3), keys[i] or None if question else None)
         for i, question in enumerate(questions)
@@ -138,14 +137,9 @@ def _times(values: list) -> pd.DatetimeIndex:
     return times.as_unit("us")  # the same unit whatever the values, or none
 
 
-def messages_frame(conversations_or_rows: Iterable[Conversation | tuple]) -> pd.DataFrame:
-    """The frame every figure uses: Conversations go through message_rows; tuples are rows it made."""
-    rows: list[tuple] = []
-    for item in conversations_or_rows:
-        if isinstance(item, tuple):
-            rows.append(item)
-        else:
-            rows.extend(message_rows(item))
+def messages_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    """The rows message_rows made (as a store keeps them) as a DataFrame, one typed column each."""
+    rows = list(rows)
     data = {name: list(map(itemgetter(i), rows)) for i, name in enumerate(COLUMNS)}  # faster than zip(*rows)
     codes, ids = pd.factorize(np.array(data["conversation_id"], dtype=object))
     frame = {
@@ -171,195 +165,21 @@ def between(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.Dat
         return frame
     keep = pd.Series(True, index=frame.index)
     if start is not None:
-        keep &= frame["created_at"] >= pd.Timestamp(_day(start), tz="UTC")
+        keep &= frame["created_at"] >= pd.Timestamp(as_day(start), tz="UTC")
     if end is not None:
-        keep &= frame["created_at"] < pd.Timestamp(_day(end) + timedelta(days=1), tz="UTC")
+        keep &= frame["created_at"] < pd.Timestamp(as_day(end) + timedelta(days=1), tz="UTC")
     return frame[keep]
 
 
-def _day(value: date) -> date:
+def as_day(value: date) -> date:
+    """The day of a date or a datetime (a datetime is a date, but does not compare with one)."""
     return value.date() if isinstance(value, datetime) else value
 
 
-# Bucket sizes, smallest first, as (name, numpy unit, how many of that unit): the charts use the smallest
-# that keeps them to MAX_BUCKETS rows, so a clock or import that got a year wrong cannot make them draw
-# every day of centuries.
-BUCKETS = (("day", "D", 1), ("week", "D", 7), ("month", "M", 1), ("year", "Y", 1), ("decade", "Y", 10),
-           ("century", "Y", 100))
-MAX_BUCKETS = 400
-_MONDAY = np.datetime64("1969-12-29", "D")  # weeks start on Mondays
-_EPOCH_YEAR = 1970
-
-
-def _bucket_numbers(days: np.ndarray, unit: str, step: int) -> np.ndarray:
-    """Each day's bucket as a count of buckets since a fixed start (days: datetime64[D])."""
-    if step == 7:
-        return (days - _MONDAY).astype(np.int64) // 7
-    counts = days.astype(f"datetime64[{unit}]").astype(np.int64)  # since 1970
-    return counts if step == 1 else (counts + _EPOCH_YEAR) // step  # decades and centuries of the calendar
-
-
-def _bucket_starts(numbers: np.ndarray, unit: str, step: int) -> np.ndarray:
-    if step == 7:
-        return (_MONDAY + numbers * 7).astype("datetime64[us]")
-    counts = numbers if step == 1 else numbers * step - _EPOCH_YEAR
-    return counts.astype(f"datetime64[{unit}]").astype("datetime64[us]")
-
-
-def _pick_bucket(days: np.ndarray) -> tuple[str, str, int]:
-    """The smallest bucket that covers the days' range in at most MAX_BUCKETS rows."""
-    first, last = days.min(), days.max()
-    for name, unit, step in BUCKETS:
-        ends = _bucket_numbers(np.array([first, last]), unit, step)
-        if ends[1] - ends[0] < MAX_BUCKETS:
-            return name, unit, step
-    return BUCKETS[-1]
-
-
-def _day_values(frame: pd.DataFrame) -> np.ndarray:
-    """The rows' UTC days (datetime64[D]), NaT where a row has no time."""
-    naive = frame["created_at"].dt.tz_localize(None)
-    return naive.to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
-
-
-def bucket_size(frame: pd.DataFrame) -> str:
-    """What a row of the per-day figures covers here: day, week, month, year, decade or century."""
-    days = _day_values(frame)
-    days = days[~np.isnat(days)]
-    return _pick_bucket(days)[0] if len(days) else "day"
-
-
-def _days(frame: pd.DataFrame) -> tuple[pd.Series, pd.DatetimeIndex]:
-    """Each row's bucket as a tz-naive midnight (NaT without a time), and every bucket from the first to
-    the last with a message, so quiet ones show too. Buckets are days unless the range is long."""
-    values = _day_values(frame)
-    known = ~np.isnat(values)
-    if not known.any():
-        return pd.Series(values.astype("datetime64[us]"), index=frame.index), pd.DatetimeIndex(
-            [], dtype="datetime64[us]", name="day"
-        )
-    name, unit, step = _pick_bucket(values[known])
-    numbers = np.zeros(len(values), dtype=np.int64)
-    numbers[known] = _bucket_numbers(values[known], unit, step)
-    starts = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
-    starts[known] = _bucket_starts(numbers[known], unit, step)
-    every = np.arange(numbers[known].min(), numbers[known].max() + 1)
-    calendar = pd.DatetimeIndex(_bucket_starts(every, unit, step), name=name)
-    return pd.Series(starts, index=frame.index), calendar
-
-
-def _per_day(values: pd.Series, days: pd.Series, calendar: pd.DatetimeIndex) -> pd.Series:
-    """Sum of values per day, 0 on days without any."""
-    return values.groupby(days).sum().reindex(calendar, fill_value=0).astype("int64")
-
-
-def daily_activity(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per UTC day: conversations started (their first message that day) and messages."""
-    days, calendar = _days(frame)
-    counts = {"conversations": frame["starts_conversation"], "messages": pd.Series(1, index=frame.index)}
-    return pd.DataFrame(
-        {name: _per_day(rows, days, calendar) for name, rows in counts.items()}, index=calendar
-    )
-
-
-def _model_answers(frame: pd.DataFrame) -> pd.Series:
-    return frame["role"].eq("assistant") & frame["source"].eq("model")
-
-
-def reply_times(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per UTC day, over the model's answers: median and p90 latency, median first token, tokens used.
-
-    Latency leaves out partial replies (stopped or interrupted: their time is when they ended, not
-    how long the model takes); first token and tokens count them. Days without answers are NaN and 0.
-    """
-    days, calendar = _days(frame)
-    model = _model_answers(frame)
-    answers, on = frame[model], days[model]
-    complete = answers["status"].isna()
-    latency = answers["latency_ms"].astype("float64")[complete].groupby(on[complete])
-    first_token = answers["first_token_ms"].astype("float64").groupby(on)
-    return pd.DataFrame(
-        {
-            "latency_median_ms": latency.median().reindex(calendar),
-            "latency_p90_ms": latency.quantile(0.9).reindex(calendar),
-            "first_token_median_ms": first_token.median().reindex(calendar),
-            "total_tokens": _per_day(answers["total_tokens"].astype("Int64"), on, calendar),
-        },
-        index=calendar,
-    )
-
-
-def feedback_by_day(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per UTC day of the rated reply: thumbs up, down, and the share up (NaN on days without any)."""
-    days, calendar = _days(frame)
-    up = _per_day(frame["feedback"].eq("up"), days, calendar)
-    down = _per_day(frame["feedback"].eq("down"), days, calendar)
-    rated = up + down
-    return pd.DataFrame({"up": up, "down": down, "share_up": up.div(rated.where(rated > 0))}, index=calendar)
-
-
-def answer_sources(frame: pd.DataFrame) -> pd.DataFrame:
-    """Assistant answers by source (model, scripted, fallback; always all three) and their share."""
-    sources = frame.loc[frame["role"].eq("assistant"), "source"]
-    answers = sources.value_counts().reindex(list(SOURCES), fill_value=0).astype("int64")
-    total = int(answers.sum())
-    result = pd.DataFrame({"answers": answers, "share": answers / total if total else math.nan})
-    result.index.name = "source"
-    return result
-
-
-def _question_key(questions: pd.Series) -> pd.Series:
-    """Grouping key: any case, whitespace collapsed, trailing ? ! . dropped."""
+def question_key(questions: pd.Series) -> pd.Series:
+    """Grouping key of first questions: any case, whitespace collapsed, trailing ? ! . dropped."""
     collapsed = questions.str.replace(r"\s+", " ", regex=True).str.strip()
     return collapsed.str.rstrip(_TRAILING).str.casefold()
-
-
-def top_first_questions(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """The n first questions most conversations opened with, under their most common spelling.
-
-    Ties (in count, or between spellings) go to the question asked first.
-    """
-    asked = frame.loc[frame["first_question"].notna(), ["first_question", "created_at"]]
-    asked = asked.assign(key=_question_key(asked["first_question"]))
-    asked = asked[asked["key"] != ""]
-    spellings = asked.groupby(["key", "first_question"])["created_at"].agg(["size", "min"])
-    return top_spellings(spellings.reset_index(), n)
-
-
-def top_spellings(spellings: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """top_first_questions from each spelling's key, text, size and first time (a store's SQL counts them)."""
-    spellings = spellings.sort_values(["key", "first_question"], kind="stable", ignore_index=True)
-    spellings["conversations"] = spellings.groupby("key")["size"].transform("sum")
-    spellings["first"] = spellings.groupby("key")["min"].transform("min")
-    best = spellings.sort_values(["size", "min"], ascending=[False, True], na_position="last")
-    best = best.drop_duplicates("key")
-    best = best.sort_values(["conversations", "first"], ascending=[False, True], na_position="last")
-    top = best.head(n).rename(columns={"first_question": "question"})
-    return top[["question", "conversations"]].astype({"conversations": "int64"}).reset_index(drop=True)
-
-
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def headline(frame: pd.DataFrame) -> dict:
-    """The page's headline numbers; None where there is nothing to measure.
-
-    conversations: started in the frame (as daily_activity counts them); active_conversations: with
-    any message in it. median_latency_ms: the model's complete answers, as in reply_times.
-    """
-    complete = _model_answers(frame) & frame["status"].isna()
-    latency = frame.loc[complete, "latency_ms"].astype("float64").median()
-    up, down = (int(frame["feedback"].eq(rating).sum()) for rating in FEEDBACK)
-    answers = int(frame["role"].eq("assistant").sum())
-    return {
-        "conversations": int(frame["starts_conversation"].sum()),
-        "active_conversations": int(frame["conversation_id"].nunique()),
-        "messages": len(frame),
-        "median_latency_ms": None if math.isnan(latency) else float(latency),
-        "thumbs_up_share": _share(up, up + down),
-        "scripted_share": _share(int(frame["source"].eq("scripted").sum()), answers),
-    }
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:

@@ -12,22 +12,19 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from history.insights import (
-    COLUMNS,
+from history.insights import COLUMNS, between, message_rows, messages_frame, to_csv
+from history.models import Conversation, make_message
+from history.stores.json_store import JsonHistoryStore
+from tests.insights_reference import (
     answer_sources,
-    between,
     bucket_size,
     daily_activity,
     feedback_by_day,
+    frame_of,
     headline,
-    message_rows,
-    messages_frame,
     reply_times,
-    to_csv,
     top_first_questions,
 )
-from history.models import Conversation, make_message
-from history.stores.json_store import JsonHistoryStore
 
 DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 NAN = math.nan
@@ -146,7 +143,7 @@ def test_daily_activity_fills_quiet_days_with_zero():
     quiet = Conversation(
         id="q", messages=[user("hi", "2026-03-01T12:00:00Z"), user("back", "2026-03-04T12:00:00Z")]
     )
-    daily = daily_activity(messages_frame([quiet]))
+    daily = daily_activity(frame_of([quiet]))
     assert days(daily) == [DAY1, DAY2, DAY3, date(2026, 3, 4)]
     assert column(daily, "conversations") == [1, 0, 0, 0]
     assert column(daily, "messages") == [1, 0, 0, 1]
@@ -197,7 +194,7 @@ def test_top_first_questions_ignore_case_spaces_and_trailing_punctuation():
         ("x1", "?!.", "2026-03-01T08:00:00Z"),  # nothing left to group by
     ]
     conversations = [Conversation(id=cid, messages=[user(text, at)]) for cid, text, at in asked]
-    top = top_first_questions(messages_frame(conversations))
+    top = top_first_questions(frame_of(conversations))
     # 3 each: the earlier-asked question first; no spelling is more common, so the earliest one names it
     assert top.to_dict("list") == {
         "question": ["Hello", "  How do I   reset my password?! "],
@@ -292,14 +289,14 @@ def test_message_rows_are_plain_tuples_in_column_order():
             False,
         ),
     ]
-    assert messages_frame(rows).equals(messages_frame([conversation]))
+    assert messages_frame(rows).equals(frame_of([conversation]))
 
 
 def test_the_rows_come_from_the_index_and_follow_every_change(store):
     first = store.insight_rows()
     again = JsonHistoryStore(store.root).insight_rows()  # another session's store object: the same index
     assert store.last_scan.parsed == 0 and again.equals(first)  # this process wrote every file
-    assert first.equals(messages_frame(store.get(cid) for cid in HISTORY))
+    assert first.equals(frame_of(store.get(cid) for cid in HISTORY))
 
     store.append("a", user("Thanks!", "2026-03-03T09:00:00.000Z"))
     save(store, "e", [user("New here", "2026-03-03T10:00:00.000Z")])
@@ -424,7 +421,7 @@ FAR_APART = [
 
 
 def test_centuries_apart_are_counted_per_decade_not_per_day():
-    frame = messages_frame(FAR_APART)
+    frame = frame_of(FAR_APART)
     assert bucket_size(frame) == "decade"
     for table in (daily_activity(frame), reply_times(frame), feedback_by_day(frame)):
         assert len(table) == 60  # 1670 to 2260, not 213,000 days
@@ -449,7 +446,7 @@ def test_centuries_apart_are_counted_per_decade_not_per_day():
 def test_the_bucket_grows_with_the_range_and_never_makes_more_than_400_rows(last_day, size, rows):
     first = Conversation(id="first", messages=[user("a", "2026-03-01T10:00:00Z")])
     last = Conversation(id="last", messages=[user("b", f"{last_day}T10:00:00Z")])
-    frame = messages_frame([first, last])
+    frame = frame_of([first, last])
     activity = daily_activity(frame)
     assert bucket_size(frame) == size and len(activity) == rows <= 400
     assert activity["conversations"].sum() == 2 and activity.index.is_monotonic_increasing

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from history import insights as pandas_figures
 from history.insight_queries import Insights
-from history.insights import DERIVED
+from history.insights import DERIVED, between
 from history.models import Conversation, make_message
-from history.stores import sql_schema
+from history.stores import sql_derived, sql_schema
 from history.stores.json_store import JsonHistoryStore
 from history.stores.legacy import LEGACY_FILE_NAME, LEGACY_ID
 from history.stores.sql_store import SqlHistoryStore
+from tests import insights_reference as pandas_figures
 from tests.test_insights import FAR_APART, HISTORY, reply, save, tokens, user
 from tests.test_json_store import FLASK_MESSAGES
 
@@ -41,7 +41,7 @@ def store(any_backend):
 def assert_same_figures(store, start: date | None, end: date | None) -> Insights:
     """Every figure of store.insights() equal to today's pandas functions over the rows, dtypes too."""
     rows = store.insight_rows()
-    frame = pandas_figures.between(rows, start, end)
+    frame = between(rows, start, end)
     found = store.insights(start, end)
     assert found.headline == pandas_figures.headline(frame)
     assert found.bucket == pandas_figures.bucket_size(frame)
@@ -128,17 +128,89 @@ def test_many_random_conversations_and_ranges(store, seed):
     assert_same_figures(store, None, None)
 
 
+def test_the_figures_follow_every_kind_of_change(any_backend):
+    """The day totals of each conversation change with it, in the same write, whatever the change."""
+    store, other = any_backend.store(), any_backend.store("users/other")
+    save(other, "a", HISTORY["a"])  # another owner's conversations never count
+    for cid, messages in HISTORY.items():
+        save(store, cid, messages)
+    changes = [
+        lambda: store.append("a", reply("2026-03-02T09:00:00Z", 700, 70, tokens(1, 1)), user("Q", "no time")),
+        lambda: store.update_message("a", 1, HISTORY["a"][1]["created_at"], feedback="down"),
+        lambda: store.replace_tail("b", 0, user("Price?", "2026-03-03T10:00:00Z"), expected_count=2),
+        lambda: store.update("c", title="renamed"),
+        lambda: store.delete("a"),
+        lambda: store.restore("a"),
+        lambda: store.delete("d"),
+        lambda: store.delete_forever("d"),
+        lambda: store.delete("c"),
+        lambda: store.purge_deleted(datetime.now(UTC) + timedelta(seconds=1)),
+    ]
+    for change in changes:
+        change()
+        for start, end in RANGES[:6]:
+            assert_same_figures(store, start, end)
+    assert store.insights().headline["active_conversations"] == 2
+    assert other.insights().headline["messages"] == len(HISTORY["a"])
+
+
+def test_a_conversation_removed_for_good_leaves_no_derived_rows(sql_backend):
+    store = sql_backend.store()
+    for cid in ("kept", "gone", "purged"):
+        save(store, cid, HISTORY["a"])
+    store.delete("gone")
+    store.delete_forever("gone")
+    store.delete("purged")
+    store.purge_deleted(datetime.now(UTC) + timedelta(seconds=1))
+    counts = {"chatbot_search": "count(*)", "chatbot_insight_rows": "count(DISTINCT conversation_serial)",
+              "chatbot_insight_days": "count(DISTINCT conversation_serial)"}
+    with sql_schema.engine_for(sql_backend.target).connect() as connection:
+        for table, count in counts.items():
+            assert connection.scalar(sa.text(f"SELECT {count} FROM {table}")) == 1, table
+
+
+def as_version_3(target: str) -> None:
+    """The database's Insights tables as version 3 made them: no day totals, no live owner, no indexes."""
+    with sql_schema.engine_for(target).begin() as connection:
+        connection.execute(sa.text("DROP TABLE chatbot_insight_days"))
+        for index in sql_derived.insight_rows.indexes:
+            connection.execute(sa.text(f"DROP INDEX {index.name}"))
+        connection.execute(sa.text("ALTER TABLE chatbot_insight_rows DROP COLUMN live_owner"))
+        connection.execute(sa.text("UPDATE chatbot_schema_meta SET value = '3'"))
+    sql_schema._upgraded.discard(sql_schema.engine_for(target))  # as a newly started server
+
+
+def test_a_version_3_database_gets_the_day_totals_of_what_it_holds(sql_backend):
+    target = sql_backend.target
+    store, other = SqlHistoryStore(target), SqlHistoryStore(target, "users/other")
+    for cid, messages in HISTORY.items():
+        save(store, cid, messages)
+    save(store, "trashed", HISTORY["a"])
+    store.delete("trashed")
+    save(other, "theirs", HISTORY["c"])
+    as_version_3(target)
+    assert sql_schema.upgrade(target) == 3
+    store = SqlHistoryStore(target)
+    for start, end in RANGES:
+        assert_same_figures(store, start, end)
+    assert store.insights().headline["messages"] == 14  # neither the trash nor another owner's
+    assert SqlHistoryStore(target, "users/other").insights().headline["messages"] == len(HISTORY["c"])
+    store.restore("trashed")
+    assert assert_same_figures(store, None, None).headline["messages"] == 14 + len(HISTORY["a"])
+    with store.engine.connect() as connection:
+        assert sql_schema.schema_version(connection) == 4
+
+
 def test_a_version_2_database_gets_the_days_of_its_insight_rows(sql_backend):
     target = sql_backend.target
     store = SqlHistoryStore(target)
     for cid, messages in HISTORY.items():
         save(store, cid, messages)
-    engine = sql_schema.engine_for(target)
-    with engine.begin() as connection:  # the insight rows as version 2 made them
+    as_version_3(target)
+    with sql_schema.engine_for(target).begin() as connection:  # the insight rows as version 2 made them
         for name in DERIVED:
             connection.execute(sa.text(f"ALTER TABLE chatbot_insight_rows DROP COLUMN {name}"))
         connection.execute(sa.text("UPDATE chatbot_schema_meta SET value = '2'"))
-    sql_schema._upgraded.discard(engine)  # as a newly started server
     assert sql_schema.upgrade(target) == 2
     assert assert_same_figures(SqlHistoryStore(target), DAY1, DAY3).headline["messages"] == 14
 

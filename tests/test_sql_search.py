@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from history.insights import messages_frame
 from history.models import Conversation, is_valid_id, make_message
 from history.search import MAX_PHRASE_WORDS, MAX_TERMS
 from history.stores import sql_schema
 from history.stores.sql_rows import conversation_values, save_messages
 from history.stores.sql_schema import conversations, engine_for, upgrade
 from history.stores.sql_store import SqlHistoryStore
+from tests.insights_reference import frame_of
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def assert_insights_match(store, live: list[str]) -> None:
-    expected = messages_frame([store.get(conversation_id) for conversation_id in live])
+    expected = frame_of([store.get(conversation_id) for conversation_id in live])
     pd.testing.assert_frame_equal(normalized(store.insight_rows()), normalized(expected))
 
 
@@ -337,4 +337,4 @@ def test_a_version_1_database_gets_search_and_insights_for_what_it_holds(sql_bac
     assert found(store, "trash") == ["gone"]
     assert_insights_match(store, ["old", "gone"])
     with engine_for(target).connect() as connection:
-        assert connection.scalar(sa.text("SELECT value FROM chatbot_schema_meta")) == "3"
+        assert connection.scalar(sa.text("SELECT value FROM chatbot_schema_meta")) == "4"

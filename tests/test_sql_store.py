@@ -49,11 +49,11 @@ def test_upgrade_creates_the_tables_once_and_records_the_version(sql_backend):
     assert upgrade(target) == 0
     assert {"chatbot_schema_meta", "chatbot_conversations", "chatbot_messages", "chatbot_insight_rows",
             "chatbot_search"} <= tables(target)
-    assert execute(target, "SELECT name, value FROM chatbot_schema_meta") == [("schema_version", "3")]
-    assert upgrade(target) == SCHEMA_VERSION == 3  # idempotent: nothing to do
+    assert execute(target, "SELECT name, value FROM chatbot_schema_meta") == [("schema_version", "4")]
+    assert upgrade(target) == SCHEMA_VERSION == 4  # idempotent: nothing to do
     store = SqlHistoryStore(target)
     store.create(Conversation(id="kept", messages=[user("hi")]))
-    assert upgrade(target) == 3 and [m["content"] for m in store.get("kept").messages] == ["hi"]
+    assert upgrade(target) == 4 and [m["content"] for m in store.get("kept").messages] == ["hi"]
 
 
 def _upgrade_in_process(target: str, start) -> None:
@@ -73,25 +73,25 @@ def test_servers_starting_at_once_upgrade_once(sql_backend):
     for worker in workers:
         worker.join(timeout=100)
     assert [worker.exitcode for worker in workers] == [0] * 4
-    assert execute(sql_backend.target, "SELECT value FROM chatbot_schema_meta") == [("3",)]
+    assert execute(sql_backend.target, "SELECT value FROM chatbot_schema_meta") == [("4",)]
     assert SqlHistoryStore(sql_backend.target).count() == 4
 
 
 def test_an_upgrade_step_runs_once_for_an_older_database(sql_backend, monkeypatch):
     target = sql_backend.target
-    SqlHistoryStore(target).create(Conversation(id="old", messages=[user("from version 3")]))
+    SqlHistoryStore(target).create(Conversation(id="old", messages=[user("from version 4")]))
     ran = []
 
-    def step_4(connection) -> None:
-        ran.append(4)
-        connection.execute(sa.text("CREATE TABLE chatbot_step_four (n INTEGER)"))
+    def step_5(connection) -> None:
+        ran.append(5)
+        connection.execute(sa.text("CREATE TABLE chatbot_step_five (n INTEGER)"))
 
-    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(sql_schema.STEPS, 4, step_4)
-    assert upgrade(target) == 3 and upgrade(target) == 4
-    assert ran == [4] and "chatbot_step_four" in tables(target)
-    assert execute(target, "SELECT value FROM chatbot_schema_meta") == [("4",)]
-    assert [m["content"] for m in SqlHistoryStore(target).get("old").messages] == ["from version 3"]
+    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 5)
+    monkeypatch.setitem(sql_schema.STEPS, 5, step_5)
+    assert upgrade(target) == 4 and upgrade(target) == 5
+    assert ran == [5] and "chatbot_step_five" in tables(target)
+    assert execute(target, "SELECT value FROM chatbot_schema_meta") == [("5",)]
+    assert [m["content"] for m in SqlHistoryStore(target).get("old").messages] == ["from version 4"]
 
 
 def test_a_database_from_a_newer_app_is_refused(sql_backend):
@@ -194,6 +194,7 @@ def test_damaged_rows_are_reported_and_refused_and_the_rest_works(sql_backend):
     assert [m["content"] for m in store.get("good").messages] == ["good says hi", "after"]
     assert sorted(h.id for h in store.search("says")) == ["bad-order", "good"]  # as listed
     assert set(store.insight_rows()["conversation_id"]) == {"bad-order", "good"}
+    assert store.insights().headline["active_conversations"] == 2  # the same conversations as the rows
     with zipfile.ZipFile(BytesIO(all_conversations_zip(store))) as archive:
         assert sorted(archive.namelist()) == ["README.txt", "good.json"]
         readme = archive.read("README.txt").decode()

@@ -14,7 +14,6 @@ from io import BytesIO
 
 import pytest
 
-from history.insights import messages_frame
 from history.models import DEFAULT_TITLE, Conversation, InvalidConversation, make_message
 from history.search import search_table
 from history.stores import json_store
@@ -22,6 +21,7 @@ from history.stores.base import ConversationChanged, ConversationNotFound
 from history.stores.json_store import encode
 from history.transfer.export import all_conversations_zip
 from history.transfer.importers import import_file
+from tests.insights_reference import frame_of
 
 
 @pytest.fixture
@@ -527,7 +527,7 @@ def test_insight_rows_follow_every_change(store):
     store.append("c2", user("And Lyon?"))
     store.delete("c1")
     rows = store.insight_rows()
-    assert messages_frame([store.get("c2")]).equals(rows)
+    assert frame_of([store.get("c2")]).equals(rows)
     store.restore("c1")
     rows = store.insight_rows().sort_values(["conversation_id", "created_at"], ignore_index=True)
     assert len(rows) == 5 and list(rows["feedback"].dropna()) == ["down"]

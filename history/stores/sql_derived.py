@@ -1,9 +1,21 @@
-"""Search and Insights answered by the database, from derived rows each change rewrites in its transaction."""
+"""Search and Insights answered by the database, from derived tables each change rewrites in its transaction.
+
+The tables (made by the upgrade steps of history/stores/sql_schema.py, filled here from the conversations):
+- `chatbot_search` (version 2): each conversation's words. PostgreSQL: a tsvector (`document`, the title's
+  words weighted A) with a GIN index; SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
+- `chatbot_insight_rows` (version 2): history.insights.message_rows() of each conversation, by serial and
+  position, and (version 3) its derived_values, which the Insights aggregates group by; (version 4) partial
+  indexes on the model's times, of which the percentiles read a few values per day in order.
+- `chatbot_insight_days` (version 4): history.insight_queries.day_totals of each conversation, one row per
+  UTC day it has messages on (day NULL: undated), which the Insights counts sum.
+Both Insights tables hold `live_owner`, the owner while the conversation is live (NULL in the trash), so
+Insights reads them alone.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -11,23 +23,72 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.engine import Connection
 
 from history import insight_queries
+from history.insight_queries import DAY_TOTALS, day_totals
 from history.insights import COLUMNS, DERIVED, derived_values, message_rows
-from history.models import Conversation, InvalidConversation, source_key
-from history.search import Term, body, fts5_query, snippet, tsquery, words
-from history.stores.sql_rows import conversation_from
-from history.stores.sql_schema import (
-    SEARCH,
-    conversations,
-    insight_rows,
-    messages,
-    search_texts,
-    search_vectors,
-)
+from history.models import Conversation, source_key
+from history.search import FTS5_TOKENIZE, Term, body, fts5_query, snippet, tsquery, words
+from history.stores.sql_rows import readable_conversations, save_rows
+from history.stores.sql_schema import PREFIX, conversations, messages, serial_of_conversation
 
-_c, _m, _r = conversations.c, messages.c, insight_rows.c
+insights_metadata = sa.MetaData()
+_COUNTS = ("latency_ms", "first_token_ms", "prompt_tokens", "completion_tokens", "total_tokens")
+insight_rows = sa.Table(
+    f"{PREFIX}insight_rows",
+    insights_metadata,
+    serial_of_conversation(),
+    sa.Column("position", sa.Integer, primary_key=True),  # among the conversation's rows, from 0
+    sa.Column("created_at", sa.Text),  # the rest: history.insights.COLUMNS after conversation_id
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16)),
+    *(sa.Column(name, sa.Integer) for name in _COUNTS),
+    sa.Column("feedback", sa.String(16)),
+    sa.Column("first_question", sa.JSON(none_as_null=True)),  # JSON, as a message's text may hold NUL
+    sa.Column("status", sa.String(16)),
+    sa.Column("starts_conversation", sa.Boolean, nullable=False),
+    sa.Column("at_us", sa.BigInteger), sa.Column("day", sa.Integer), sa.Column("month", sa.Integer),
+    sa.Column("question_key", sa.JSON(none_as_null=True)),  # history.insights.DERIVED, all NULL when unknown
+    sa.Column("live_owner", sa.String(200)),
+)
+# The percentiles' indexes, as the folder index has them (history/index.py): an owner's values of one day
+# in order, and of every day; the terms are columns too, so SQLite checks them without the table.
+_r = insight_rows.c
+for _value, _complete in ((_r.latency_ms, [_r.status.is_(None)]), (_r.first_token_ms, [])):
+    _model = sa.and_(_r.role == sa.literal_column("'assistant'"), _r.source == sa.literal_column("'model'"),
+                     _value.is_not(None), *_complete)
+    for _suffix, _columns in (("by_day", (_r.day, _value)), ("all", (_value, _r.day))):
+        sa.Index(f"{PREFIX}insight_{_value.name}_{_suffix}", _r.live_owner, *_columns, _r.role, _r.source,
+                 _r.status, postgresql_where=_model, sqlite_where=_model)
+_DAY_NAMES = ("day", *DAY_TOTALS, "month", "question", "question_key", "question_at_us")  # day_totals' order
+insight_days = sa.Table(
+    f"{PREFIX}insight_days",
+    insights_metadata,
+    serial_of_conversation(),
+    sa.Column("position", sa.Integer, primary_key=True),  # in day_totals' order, from 0
+    sa.Column("day", sa.Integer),  # NULL: the conversation's undated messages
+    *(sa.Column(name, sa.BigInteger if name == "tokens" else sa.Integer, nullable=False)
+      for name in DAY_TOTALS),
+    sa.Column("month", sa.Integer),
+    sa.Column("question", sa.JSON(none_as_null=True)),  # the first question, its key and time, if on this day
+    sa.Column("question_key", sa.JSON(none_as_null=True)),
+    sa.Column("question_at_us", sa.BigInteger),
+    sa.Column("live_owner", sa.String(200)),
+)
+sa.Index(f"{PREFIX}insight_days_owner", insight_days.c.live_owner, insight_days.c.day)
+
+SEARCH = f"{PREFIX}search"
+postgres_metadata = sa.MetaData()  # the search table of PostgreSQL; SQLite's FTS5 needs DDL of its own
+search_vectors = sa.Table(
+    SEARCH, postgres_metadata, serial_of_conversation(), sa.Column("document", TSVECTOR, nullable=False)
+)
+sa.Index(f"{PREFIX}search_document", search_vectors.c.document, postgresql_using="gin")
+search_texts = sa.table(SEARCH, sa.column("rowid"), sa.column("title"), sa.column("body"))  # SQLite's FTS5
+_FTS5_TABLE = f"CREATE VIRTUAL TABLE {SEARCH} USING fts5(title, body, tokenize = '{FTS5_TOKENIZE}')"
+
+_c, _m, _r, _d = conversations.c, messages.c, insight_rows.c, insight_days.c
 _ROW_NAMES = COLUMNS[1:]  # insight_rows' own columns: conversation_id comes from the join
 _ROW_COLUMNS = [_r[name] for name in _ROW_NAMES]
 _SAVED = (*_ROW_NAMES, *DERIVED)  # what a derived row holds
+_PERCENTILE_COLUMNS = ("day", "role", "source", "status", "latency_ms", "first_token_ms")
 _CHUNK = 500
 # PostgreSQL's tsvector limits: a word of at most 2046 bytes, 256 positions a word, positions up to
 # 16383 (later words all sit there), under 1 MB of words in all (the rest of a huge conversation is left out)
@@ -42,11 +103,43 @@ _TS_LENGTH = 0.2
 _BM25 = sa.func.bm25(sa.literal_column(SEARCH), 2.0, 1.0)  # the title weighs twice the messages
 
 
+def create_tables(connection: Connection) -> None:
+    """Every derived table, empty, in a new database."""
+    _create_search(connection)
+    insights_metadata.create_all(connection)
+
+
+def add_search(connection: Connection) -> None:
+    """The search table, filled from the conversations saved so far (the upgrade to version 2)."""
+    _create_search(connection)
+    fill(connection, texts=True, insights=False)
+
+
+def rebuild_insights(connection: Connection) -> None:
+    """The Insights tables made again and filled from the conversations saved so far (version 4)."""
+    for table in (insight_rows, insight_days):
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
+    fill(connection, texts=False, insights=True)
+    if connection.dialect.name == "postgresql":  # statistics now, not at autovacuum's next round: without
+        for table in (insight_rows, insight_days):  # them the planner picks the wrong percentile index
+            connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def _create_search(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(_FTS5_TABLE)
+    else:
+        postgres_metadata.create_all(connection)
+
+
 @dataclass(frozen=True)
 class Derived:
-    """What a conversation's derived rows hold: its insight rows (without the id) and its searchable text."""
+    """What a conversation's derived rows hold: its insight rows (without the id), their day totals and
+    its searchable text."""
 
     rows: list[tuple]
+    days: list[tuple]
     title: str
     contents: list[str]
 
@@ -54,48 +147,46 @@ class Derived:
 def derived(conversation: Conversation) -> Derived:
     """What the derived rows of this conversation, as it is now, should hold."""
     found = [_fit(row) for row in message_rows(conversation)]
-    rows = [(*row[1:], *more) for row, more in zip(found, derived_values(found), strict=True)]
-    return Derived(rows, conversation.title, [message["content"] for message in conversation.messages])
+    rows = [(*row, *more) for row, more in zip(found, derived_values(found), strict=True)]
+    contents = [message["content"] for message in conversation.messages]
+    return Derived([row[1:] for row in rows], day_totals(rows), conversation.title, contents)
 
 
-def save(connection: Connection, serial: int, before: Derived | None, after: Derived) -> None:
-    """Bring a conversation's derived rows from `before` (None: it has none yet) to `after`."""
+def save(connection: Connection, serial: int, owner: str, before: Derived | None, after: Derived) -> None:
+    """Bring a live conversation's derived rows from `before` (None: it has none yet) to `after`."""
     if before is None or (before.title, before.contents) != (after.title, after.contents):
         _save_text(connection, serial, after, replace=before is not None)
-    _save_rows(connection, serial, before.rows if before else [], after.rows)
+    _save_insights(connection, serial, owner, before, after)
+
+
+def set_live_owner(connection: Connection, serial: int, owner: str | None) -> None:
+    """Count a conversation in its owner's Insights (restored) or not (None: moved to the trash)."""
+    for table in (insight_rows, insight_days):
+        where = table.c.conversation_serial == serial
+        connection.execute(sa.update(table).where(where).values(live_owner=owner))
 
 
 def remove(connection: Connection, serials: list[int]) -> None:
-    """Delete these conversations' derived rows (before the conversations themselves)."""
-    connection.execute(sa.delete(insight_rows).where(_r.conversation_serial.in_(serials)))
+    """Delete SQLite's search texts of these conversations, which no foreign key removes with them (the
+    other derived rows go with their conversation: ON DELETE CASCADE)."""
     if connection.dialect.name == "sqlite":
         connection.execute(sa.delete(search_texts).where(search_texts.c.rowid.in_(serials)))
-    else:
-        connection.execute(sa.delete(search_vectors).where(search_vectors.c.conversation_serial.in_(serials)))
 
 
-def fill(connection: Connection, *, texts: bool = True) -> None:
-    """Derived rows for every readable conversation, live or in the trash (the upgrades to version 2, and
-    to 3: insight rows only, without `texts`)."""
+def fill(connection: Connection, *, texts: bool, insights: bool) -> None:
+    """The search texts or the Insights rows of every readable conversation, live or in the trash (the
+    upgrades to version 2 and 4)."""
     serials = connection.scalars(sa.select(_c.serial).order_by(_c.serial)).all()
     for start in range(0, len(serials), _CHUNK):
-        chunk = serials[start : start + _CHUNK]
-        rows = connection.execute(sa.select(conversations).where(_c.serial.in_(chunk))).mappings().all()
-        grouped: dict[int, list] = {serial: [] for serial in chunk}
-        query = sa.select(messages).where(_m.conversation_serial.in_(chunk))
-        query = query.order_by(_m.conversation_serial, _m.position)
-        for message in connection.execute(query).mappings():
-            grouped[message["conversation_serial"]].append(message)
-        for row in rows:
-            try:
-                conversation = conversation_from(row, grouped[row["serial"]])
-            except InvalidConversation:
-                continue  # unreadable: listed by unreadable(), never searched or counted
-            made = derived(conversation)
+        query = sa.select(conversations).where(_c.serial.in_(serials[start : start + _CHUNK]))
+        rows = {row["serial"]: row for row in connection.execute(query).mappings()}
+        for serial, conversation in readable_conversations(connection, list(rows.values())).items():
+            made = derived(conversation)  # an unreadable one is never searched or counted
             if texts:
-                save(connection, row["serial"], None, made)
-            else:
-                _save_rows(connection, row["serial"], [], made.rows)
+                _save_text(connection, serial, made, replace=False)
+            if insights:
+                owner = rows[serial]["owner"] if rows[serial]["deleted_at"] is None else None
+                _save_insights(connection, serial, owner, None, made)
 
 
 def _save_text(connection: Connection, serial: int, text: Derived, *, replace: bool) -> None:
@@ -143,25 +234,19 @@ def _fit(row: tuple) -> tuple:
     return (row[0], at.replace("\x00", "\ufffd"), *row[2:]) if isinstance(at, str) and "\x00" in at else row
 
 
-def _values(row: tuple) -> dict:
-    return dict(zip(_SAVED, row, strict=True))
+def _save_insights(connection: Connection, serial: int, owner: str | None, before: Derived | None,
+                   after: Derived) -> None:
+    """Write what changed of a conversation's Insights rows and day totals (new ones get `owner`)."""
+    rows, days = (before.rows, before.days) if before else ([], [])
+    save_rows(connection, insight_rows, serial, rows, after.rows, _named(_SAVED, after.rows),
+              live_owner=owner)
+    save_rows(connection, insight_days, serial, days, after.days, _named(_DAY_NAMES, after.days),
+              live_owner=owner)
 
 
-def _save_rows(connection: Connection, serial: int, before: list[tuple], after: list[tuple]) -> None:
-    """Write only the insight rows that changed, as save_messages does with messages."""
-    mine = _r.conversation_serial == serial
-    for position in range(min(len(before), len(after))):
-        if after[position] != before[position]:
-            values = _values(after[position])
-            connection.execute(sa.update(insight_rows).where(mine, _r.position == position).values(**values))
-    if len(before) > len(after):
-        connection.execute(sa.delete(insight_rows).where(mine, _r.position >= len(after)))
-    new = [
-        {"conversation_serial": serial, "position": position, **_values(after[position])}
-        for position in range(len(before), len(after))
-    ]
-    if new:
-        connection.execute(sa.insert(insight_rows), new)
+def _named(names: Sequence[str], rows: list[tuple]) -> Callable[[int], dict]:
+    """The column values of the row at a position."""
+    return lambda position: dict(zip(names, rows[position], strict=True))
 
 
 def search_query(
@@ -222,21 +307,28 @@ def imported_sources(connection: Connection, where: sa.ColumnElement[bool]) -> s
     return found
 
 
-def insights(connection: Connection, where: sa.ColumnElement[bool], start, end) -> insight_queries.Insights:
-    """The Insights page's figures for the conversations `where` selects, aggregated by the database."""
-    text = (sa.cast(_r.first_question, sa.Text).label("question"),
-            sa.cast(_r.question_key, sa.Text).label("question_key"))  # JSON: grouped by its text
-    plain = ("day", "month", "at_us", "role", "source", "latency_ms", "first_token_ms", "total_tokens",
-             "feedback", "status")
-    columns = [_c.id.label("conversation"), *(_r[name] for name in plain),
-               _r.starts_conversation.label("starts"), *text]
-    joined = insight_rows.join(conversations, _c.serial == _r.conversation_serial)
-    rows = sa.select(*columns).select_from(joined).where(where).subquery("m")
+def insights(connection: Connection, owner: str, damaged: sa.Select, start, end) -> insight_queries.Insights:
+    """The Insights page's figures for the owner's live conversations, aggregated by the database from the
+    derived tables alone; `damaged` selects the serials of live ones a listing cannot read (rows edited by
+    hand: rare), which are left out, as insight_rows() leaves them out."""
+    left_out = connection.scalars(damaged).all()
+
+    def counted(table: sa.Table) -> list:
+        kept = [table.c.conversation_serial.not_in(left_out)] if left_out else []
+        return [table.c.live_owner == owner, *kept]
+
+    rows = sa.select(*(_r[name] for name in _PERCENTILE_COLUMNS)).where(*counted(insight_rows)).subquery("m")
+    days = sa.select(
+        _d.conversation_serial.label("conversation"),
+        *(_d[name] for name in _DAY_NAMES if not name.startswith("question")),
+        *(sa.cast(_d[name], sa.Text).label(name) for name in ("question", "question_key")),  # JSON: as text
+        _d.question_at_us,
+    ).where(*counted(insight_days)).subquery("d")
 
     def run(query: sa.Select, values: dict | None = None) -> list:
         return connection.execute(query, values).all()
 
-    return insight_queries.insights(run, insight_queries.Messages(rows, _decode), start, end)
+    return insight_queries.insights(run, insight_queries.Messages(rows, days, _decode), start, end)
 
 
 def _decode(value: object) -> object:

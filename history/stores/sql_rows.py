@@ -10,7 +10,7 @@ holds NUL, which PostgreSQL text columns cannot store (the column gets U+FFFD in
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -128,6 +128,23 @@ def conversation_from(row: Mapping, message_rows: list[Mapping]) -> Conversation
     return Conversation.from_dict(data)
 
 
+def readable_conversations(connection: Connection, rows: list[Mapping]) -> dict[int, Conversation]:
+    """The conversations these rows hold, by serial, their messages read in one query; unreadable ones
+    are left out (get() reports them when the user opens one)."""
+    grouped: dict[int, list] = {row["serial"]: [] for row in rows}
+    query = sa.select(messages).where(messages.c.conversation_serial.in_(list(grouped)))
+    query = query.order_by(messages.c.conversation_serial, messages.c.position)
+    for message in connection.execute(query).mappings():
+        grouped[message["conversation_serial"]].append(message)
+    found = {}
+    for row in rows:
+        try:
+            found[row["serial"]] = conversation_from(row, grouped[row["serial"]])
+        except InvalidConversation:
+            continue
+    return found
+
+
 def listing_entry(row: tuple) -> ConversationSummary | str:
     """The listing row from a summary query, or why it cannot be read.
 
@@ -168,18 +185,26 @@ def listable(dialect: str) -> sa.ColumnElement[bool]:
     )
 
 
-def save_messages(connection: Connection, serial: int, before: list[list], after: list[dict]) -> None:
-    """Write only what changed: updated rows, a cut tail, new rows at the end."""
-    mine, position_of = messages.c.conversation_serial == serial, messages.c.position
+def save_rows(connection: Connection, table: sa.Table, serial: int, before: Sequence, after: Sequence,
+              values: Callable[[int], dict], **fixed: object) -> None:
+    """Bring a conversation's rows in `table` (keyed by serial and position) from `before` to `after`,
+    writing only what changed: updated rows, a cut tail, new rows at the end (which also get `fixed`)."""
+    mine, position_of = table.c.conversation_serial == serial, table.c.position
     for position in range(min(len(before), len(after))):
-        if list(after[position].items()) != before[position]:
-            values = message_values(after[position])
-            connection.execute(sa.update(messages).where(mine, position_of == position).values(**values))
+        if after[position] != before[position]:
+            changed = sa.update(table).where(mine, position_of == position)
+            connection.execute(changed.values(**values(position)))
     if len(before) > len(after):
-        connection.execute(sa.delete(messages).where(mine, position_of >= len(after)))
+        connection.execute(sa.delete(table).where(mine, position_of >= len(after)))
     new = [
-        {"conversation_serial": serial, "position": position, **message_values(after[position])}
+        {"conversation_serial": serial, "position": position, **fixed, **values(position)}
         for position in range(len(before), len(after))
     ]
     if new:
-        connection.execute(sa.insert(messages), new)
+        connection.execute(sa.insert(table), new)
+
+
+def save_messages(connection: Connection, serial: int, before: list[list], after: list[dict]) -> None:
+    """The message rows from `before` (each message's items, so a new key order counts) to `after`."""
+    items = [list(message.items()) for message in after]
+    save_rows(connection, messages, serial, before, items, lambda position: message_values(after[position]))

@@ -9,11 +9,8 @@ Tables (prefixed `chatbot_`, so the store can share a database with other apps):
 - `chatbot_schema_meta`: `schema_version`, the version of these tables (not of the conversation
   JSON, which has its own `schema_version`; see docs/history-format.md).
 
-Derived rows (version 2), rewritten in each change's transaction (history/stores/sql_derived.py):
-- `chatbot_insight_rows`: history.insights.message_rows() of each conversation, by serial and position,
-  and (version 3) its derived_values, which the Insights aggregates group by.
-- `chatbot_search`: each conversation's words. PostgreSQL: a tsvector (`document`, the title's words
-  weighted A) with a GIN index; SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
+Derived tables (version 2 on: search and Insights), rewritten in each change's transaction, are made and
+filled by history/stores/sql_derived.py, whose docstring lists them.
 
 A live id is unique per owner; the trash holds at most one copy per id (a partial unique index
 each), as the JSON store's folder and its `.trash/` do.
@@ -39,21 +36,18 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from history.errors import HistoryUnavailable
-from history.search import FTS5_TOKENIZE
 from history.stores import sql_deadline
 from history.stores.atomic import LOCK_TIMEOUT
 from history.stores.sql_faults import database_error, is_locked, unanswered
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CONNECT_TIMEOUT = 5  # seconds to open a connection (libpq takes whole seconds)
 POOL_TIMEOUT = 5.0  # seconds to wait for a free pooled connection
 STATEMENT_TIMEOUT = 5.0  # seconds one statement may run on PostgreSQL
@@ -105,7 +99,7 @@ sa.Index(
 sa.Index(f"{PREFIX}conversations_recent", conversations.c.owner, conversations.c.updated_order)
 
 
-def _serial_of_conversation() -> sa.Column:
+def serial_of_conversation() -> sa.Column:
     """The key of a row that belongs to a conversation: its serial, removed with it."""
     foreign = sa.ForeignKey(conversations.c.serial, ondelete="CASCADE")
     return sa.Column("conversation_serial", _Serial, foreign, primary_key=True)
@@ -114,7 +108,7 @@ def _serial_of_conversation() -> sa.Column:
 messages = sa.Table(
     f"{PREFIX}messages",
     metadata,
-    _serial_of_conversation(),
+    serial_of_conversation(),
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
@@ -124,62 +118,28 @@ messages = sa.Table(
     sa.CheckConstraint("role IN ('system', 'user', 'assistant')", name=f"{PREFIX}messages_role"),
 )
 
-_COUNTS = ("latency_ms", "first_token_ms", "prompt_tokens", "completion_tokens", "total_tokens")
-insight_rows = sa.Table(
-    f"{PREFIX}insight_rows",
-    metadata,
-    _serial_of_conversation(),
-    sa.Column("position", sa.Integer, primary_key=True),  # among the conversation's rows, from 0
-    sa.Column("created_at", sa.Text),  # the rest: history.insights.COLUMNS after conversation_id
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("source", sa.String(16)),
-    *(sa.Column(name, sa.Integer) for name in _COUNTS),
-    sa.Column("feedback", sa.String(16)),
-    sa.Column("first_question", sa.JSON(none_as_null=True)),  # JSON, as a message's text may hold NUL
-    sa.Column("status", sa.String(16)),
-    sa.Column("starts_conversation", sa.Boolean, nullable=False),
-    sa.Column("at_us", sa.BigInteger), sa.Column("day", sa.Integer), sa.Column("month", sa.Integer),
-    sa.Column("question_key", sa.JSON(none_as_null=True)),  # history.insights.DERIVED, all NULL when unknown
-)
-
-SEARCH = f"{PREFIX}search"
-postgres_metadata = sa.MetaData()  # the tables only PostgreSQL has
-search_vectors = sa.Table(
-    SEARCH, postgres_metadata, _serial_of_conversation(), sa.Column("document", TSVECTOR, nullable=False)
-)
-sa.Index(f"{PREFIX}search_document", search_vectors.c.document, postgresql_using="gin")
-search_texts = sa.table(SEARCH, sa.column("rowid"), sa.column("title"), sa.column("body"))  # SQLite's FTS5
-_FTS5_TABLE = f"CREATE VIRTUAL TABLE {SEARCH} USING fts5(title, body, tokenize = '{FTS5_TOKENIZE}')"
-
-
 class SchemaTooNew(HistoryUnavailable, RuntimeError):
     """The database was upgraded by a newer version of the app."""
 
 
-def _create_search(connection: Connection) -> None:
-    """The search table of this database's kind (SQLite's FTS5 needs its own DDL)."""
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(_FTS5_TABLE)
-    else:
-        postgres_metadata.create_all(connection)
+def _search(connection: Connection) -> None:
+    """Version 2: search in SQL, its table filled from the conversations saved so far."""
+    from history.stores import sql_derived  # it builds on this module's tables
+
+    sql_derived.add_search(connection)
 
 
-def _derived_rows(connection: Connection, version: int = 2) -> None:
-    """Version 2: search and Insights in SQL, their rows filled from the conversations saved so far;
-    3: the Insights rows again, with the days and question keys their aggregates group by."""
-    from history.stores.sql_derived import fill  # it builds on this module's tables
+def _insights(connection: Connection) -> None:
+    """Version 4: the Insights tables again, with their live owner and indexes, and the day totals."""
+    from history.stores import sql_derived
 
-    if version == 2:
-        _create_search(connection)
-    else:
-        insight_rows.drop(connection)
-    insight_rows.create(connection)
-    fill(connection, texts=version == 2)
+    sql_derived.rebuild_insights(connection)
 
 
-# Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n.
-# A new database is created at SCHEMA_VERSION from `metadata` (and the search table) directly.
-STEPS: dict[int, Callable[[Connection], None]] = {2: _derived_rows, 3: partial(_derived_rows, version=3)}
+# Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n (version 3's
+# change to the Insights rows is rebuilt by version 4's). A new database is created at SCHEMA_VERSION from
+# `metadata` and history/stores/sql_derived.py's tables directly.
+STEPS: dict[int, Callable[[Connection], None]] = {2: _search, 3: lambda _: None, 4: _insights}
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -372,13 +332,17 @@ def upgrade(target: str | Engine) -> int:
                 f"({SCHEMA_VERSION}); upgrade the app to use it"
             )
         if found == 0:
+            from history.stores import sql_derived  # its tables build on these
+
             metadata.create_all(connection)
-            _create_search(connection)
+            sql_derived.create_tables(connection)
         else:
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 STEPS[version](connection)
         if found != SCHEMA_VERSION:
-            _record_version(connection, found)
+            connection.execute(sa.delete(schema_meta).where(schema_meta.c.name == "schema_version"))
+            version = {"name": "schema_version", "value": str(SCHEMA_VERSION)}
+            connection.execute(sa.insert(schema_meta).values(**version))
     _upgraded.add(engine)
     return found
 
@@ -387,13 +351,3 @@ def ensure_upgraded(engine: Engine) -> None:
     """upgrade() once per engine in this process."""
     if engine not in _upgraded:
         upgrade(engine)
-
-
-def _record_version(connection: Connection, found: int) -> None:
-    values = {"name": "schema_version", "value": str(SCHEMA_VERSION)}
-    if found == 0:
-        connection.execute(sa.insert(schema_meta).values(**values))
-    else:
-        connection.execute(
-            sa.update(schema_meta).where(schema_meta.c.name == "schema_version").values(value=values["value"])
-        )

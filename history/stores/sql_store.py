@@ -30,6 +30,7 @@ from history.stores.sql_rows import (
     conversation_values,
     listable,
     listing_entry,
+    readable_conversations,
     save_messages,
 )
 from history.stores.sql_schema import conversations, engine_for, ensure_upgraded, messages, transaction
@@ -43,13 +44,9 @@ _SUMMARY_COLUMNS = (_c.id, _c.title, _c.created_at, _c.updated_at, _c.message_co
                     _c.model, sa.cast(_c.extra, sa.Text), sa.cast(_c.layout, sa.Text))
 
 
-def _deleted_now() -> str:
-    """When a conversation went to the trash, to the microsecond so the trash keeps its order."""
-    return _stamp(datetime.now(UTC))
-
-
 def _stamp(moment: datetime) -> str:
-    """A deleted_at text; all have this one width, so comparing the texts compares the times."""
+    """A deleted_at text, to the microsecond so the trash keeps its order; all have this one width, so
+    comparing the texts compares the times."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -94,7 +91,8 @@ class SqlHistoryStore(HistoryStore):
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 query = sa.select(conversations).where(self._mine(False), _c.id.in_(chunk))
-                found.update(self._readable(connection, connection.execute(query).mappings().all()))
+                rows = connection.execute(query).mappings().all()
+                found.update((c.id, c) for c in readable_conversations(connection, rows).values())
         return found
 
     def page(
@@ -145,8 +143,9 @@ class SqlHistoryStore(HistoryStore):
 
     def insights(self, start: date | None = None, end: date | None = None) -> Insights:
         """The Insights figures of the live conversations, aggregated by the database in one snapshot."""
+        damaged = sa.select(_c.serial).where(self._mine(False), sa.not_(self._listable))
         with transaction(self.engine, write=False) as connection:
-            return sql_derived.insights(connection, self._live(ANY_DAY), start, end)
+            return sql_derived.insights(connection, self.owner, damaged, start, end)
 
     def imported_sources(self) -> set[str]:
         """The 'app:id' of each live conversation an import made, read from the extra column only."""
@@ -165,8 +164,7 @@ class SqlHistoryStore(HistoryStore):
 
     def create(self, conversation: Conversation) -> Conversation:
         """Save a new conversation; ConversationExists (a FileExistsError) if the id is taken."""
-        if not is_valid_id(conversation.id):
-            raise ConversationNotFound(conversation.id)
+        self._check_id(conversation.id)
         for index, message in enumerate(conversation.messages):
             check_message(message, index)
         encode(conversation)  # the JSON store's limits (size, strict JSON), so copies go both ways
@@ -178,33 +176,32 @@ class SqlHistoryStore(HistoryStore):
                 raise ConversationExists(conversation.id)
             serial = self._unless_taken(connection, row, conversation.id).inserted_primary_key[0]
             save_messages(connection, serial, [], conversation.messages)
-            sql_derived.save(connection, serial, None, sql_derived.derived(conversation))
+            sql_derived.save(connection, serial, self.owner, None, sql_derived.derived(conversation))
         return conversation
 
     def delete(self, conversation_id: str) -> None:
         """Move the conversation to the trash, replacing an older deleted copy of the same id."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._locked(connection, conversation_id)
+            row = self._found(connection, conversation_id, lock=True)
             self._decode(connection, row)  # an unreadable conversation is left alone, as a file is
             older = self._row(connection, conversation_id, trashed=True)
             if older is not None:
                 self._remove(connection, [older["serial"]])
-            connection.execute(
-                sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=_deleted_now())
-            )
+            deleted = sa.update(conversations).where(_c.serial == row["serial"])
+            connection.execute(deleted.values(deleted_at=_stamp(datetime.now(UTC))))
+            sql_derived.set_live_owner(connection, row["serial"], None)
 
     def restore(self, conversation_id: str) -> None:
         """Bring a deleted conversation back; ConversationExists if the id was reused meanwhile."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._row(connection, conversation_id, trashed=True, lock=True)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
+            row = self._found(connection, conversation_id, trashed=True, lock=True)
             if self._row(connection, conversation_id) is not None:
                 raise ConversationExists(conversation_id)
             back = sa.update(conversations).where(_c.serial == row["serial"]).values(deleted_at=None)
             self._unless_taken(connection, back, conversation_id)
+            sql_derived.set_live_owner(connection, row["serial"], self.owner)
 
     def purge_deleted(self, deleted_before: datetime) -> int:
         """Remove for good every conversation in the trash deleted before that moment; how many."""
@@ -223,18 +220,15 @@ class SqlHistoryStore(HistoryStore):
         """Remove one conversation from the trash for good; ConversationNotFound if it is not there."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._row(connection, conversation_id, trashed=True, lock=True)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
+            row = self._found(connection, conversation_id, trashed=True, lock=True)
             self._remove(connection, [row["serial"]])
 
     # Helpers
 
     @staticmethod
     def _remove(connection: Connection, serials: list[int]) -> None:
-        """Delete these conversations' rows, derived rows and messages first."""
+        """Delete these conversations for good; their messages and derived rows go with them."""
         sql_derived.remove(connection, serials)
-        connection.execute(sa.delete(messages).where(_m.conversation_serial.in_(serials)))
         connection.execute(sa.delete(conversations).where(_c.serial.in_(serials)))
 
     def _mine(self, trashed: bool):
@@ -260,9 +254,10 @@ class SqlHistoryStore(HistoryStore):
         query = sa.select(conversations).where(self._mine(trashed), _c.id == conversation_id)
         return connection.execute(query.with_for_update() if lock else query).mappings().first()
 
-    def _locked(self, connection: Connection, conversation_id: str):
-        """The live row, locked until the transaction ends (SQLite: the write transaction locks all)."""
-        row = self._row(connection, conversation_id, lock=True)
+    def _found(self, connection: Connection, conversation_id: str, *, trashed=False, lock=False):
+        """The row, or ConversationNotFound; with `lock`, locked until the transaction ends (SQLite: the
+        write transaction locks all)."""
+        row = self._row(connection, conversation_id, trashed=trashed, lock=lock)
         if row is None:
             raise ConversationNotFound(conversation_id)
         return row
@@ -288,41 +283,23 @@ class SqlHistoryStore(HistoryStore):
         except InvalidConversation as error:
             raise InvalidConversation(UnreadableFile(row["id"], str(error), ADVICE).message) from None
 
-    @staticmethod
-    def _readable(connection: Connection, rows: list) -> dict[str, Conversation]:
-        """The conversations these rows hold, their messages in one query; unreadable ones left out."""
-        grouped: dict[int, list] = {row["serial"]: [] for row in rows}
-        query = sa.select(messages).where(_m.conversation_serial.in_(list(grouped)))
-        for message in connection.execute(query.order_by(_m.conversation_serial, _m.position)).mappings():
-            grouped[message["conversation_serial"]].append(message)
-        found = {}
-        for row in rows:
-            try:
-                found[row["id"]] = conversation_from(row, grouped[row["serial"]])
-            except InvalidConversation:
-                continue  # get() reports it when the user opens it
-        return found
-
     def _get(self, conversation_id: str, *, trashed: bool) -> Conversation:
         self._check_id(conversation_id)
         with transaction(self.engine, write=False) as connection:
-            row = self._row(connection, conversation_id, trashed=trashed)
-            if row is None:
-                raise ConversationNotFound(conversation_id)
-            return self._decode(connection, row)
+            return self._decode(connection, self._found(connection, conversation_id, trashed=trashed))
 
     def _change(self, conversation_id: str, change: Change) -> Conversation:
         """Read-modify-write under the conversation's row lock, so concurrent changes all land."""
         self._check_id(conversation_id)
         with transaction(self.engine, write=True) as connection:
-            row = self._locked(connection, conversation_id)
+            row = self._found(connection, conversation_id, lock=True)
             conversation = self._decode(connection, row)
             before = [list(message.items()) for message in conversation.messages]
-            derived = sql_derived.derived(conversation)
+            was = sql_derived.derived(conversation)
             change(conversation)
             encode(conversation)  # the same limits as the JSON store: size cap, strict JSON
             save_messages(connection, row["serial"], before, conversation.messages)
-            sql_derived.save(connection, row["serial"], derived, sql_derived.derived(conversation))
+            sql_derived.save(connection, row["serial"], self.owner, was, sql_derived.derived(conversation))
             connection.execute(
                 sa.update(conversations)
                 .where(_c.serial == row["serial"])
