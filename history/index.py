@@ -23,8 +23,8 @@ from history.listing import day_bounds
 from history.models import Conversation, ConversationSummary, order_of, source_key
 from history.search import FTS5_TOKENIZE, SEPARATOR, SearchHit, Term, body, fts5_query, query_terms, snippet
 
-VERSION = 3  # PRAGMA user_version; an index of another version is built again
-StatKey = tuple[int, int, int]
+VERSION = 4  # PRAGMA user_version; an index of another version is built again
+StatKey = tuple[int, int, int]  # a file's (mtime_ns, size, inode); the folder's (mtime_ns, ctime_ns, inode)
 _ROLE_LETTERS = {"system": "s", "user": "u", "assistant": "a"}
 _ROLES = {letter: role for role, letter in _ROLE_LETTERS.items()}
 _SUMMARY = "f.id, f.title, f.created_at, f.updated_at, f.message_count, f.model, f.read_only"
@@ -63,6 +63,7 @@ CREATE INDEX insight_first_token_all ON insight_rows (first_token_ms, day, {_TER
     WHERE {_MODEL} AND first_token_ms IS NOT NULL;
 CREATE TABLE insight_days (file INTEGER NOT NULL, {_DAYS});  -- insight_queries.day_totals of each entry
 CREATE INDEX insight_days_file ON insight_days (file);
+CREATE TABLE folder (mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER);  -- see folder_key
 {_DAY_INDEXES}PRAGMA user_version = {VERSION};
 """
 
@@ -88,7 +89,7 @@ def is_current(connection: sqlite3.Connection) -> bool:
     if connection.execute("PRAGMA user_version").fetchone()[0] != VERSION:
         return False
     names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    return {"files", "texts", "insight_rows", "insight_days"} <= names
+    return {"files", "texts", "insight_rows", "insight_days", "folder"} <= names
 
 
 def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> dict[str, StatKey]:
@@ -104,8 +105,16 @@ def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> 
     return found
 
 
-def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterable[str] = ()) -> None:
-    """Drop the gone names and add or replace the entries in one transaction: all of it or none.
+def folder_key(connection: sqlite3.Connection) -> StatKey | None:
+    """The folder's stat key as the last pass that saw every change to it found it, if recorded."""
+    row = connection.execute("SELECT mtime_ns, ctime_ns, inode FROM folder").fetchone()
+    return None if row is None else tuple(row)
+
+
+def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterable[str] = (),
+          folder: StatKey | None = None) -> None:
+    """Drop the gone names, add or replace the entries (and record the folder's key) in one
+    transaction: all of it or none.
 
     The connections here are in autocommit mode (isolation_level=None), where `with` alone begins
     no transaction; BEGIN IMMEDIATE takes the write lock first, so a busy index waits its timeout.
@@ -114,6 +123,9 @@ def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterab
         connection.execute("BEGIN IMMEDIATE")
         remove(connection, gone)
         put(connection, entries)
+        if folder is not None:
+            connection.execute("DELETE FROM folder")
+            connection.execute("INSERT INTO folder VALUES (?, ?, ?)", folder)
 
 
 def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:

@@ -1,21 +1,30 @@
-"""The JSON folder's derived index (history/index.py) kept in step with its files, in `.index.sqlite`.
+"""The JSON folder's derived index (history/index.py) kept in step with its files, in `.index/`.
 
 Each entry carries its file's stat key (mtime_ns, size, inode): a listing checks the keys, and only
 files whose key changed since the index saw them are read again, so a file changed by hand or by
 another process is noticed. Where inotify watches the folder (history/stores/folder_watch.py) only
 the names it saw change are checked, with a full os.scandir pass at least every FULL_PASS_EVERY
-seconds and whenever events may have been lost; elsewhere every listing is a full pass. Writes are
-SQLite transactions (WAL): a crash while the index is written leaves it as it was before, and the
-next pass reads what changed meanwhile. A missing, corrupt or other-version index is built again
-from the files; a folder where it cannot be written (read-only, full) keeps one in memory for this
-process instead. One object per folder per process, shared by every session thread under one lock.
-"""
+seconds and whenever events may have been lost; elsewhere every listing is a full pass.
 
+A pass that saw every change records the folder's own stat key as it was before the pass looked.
+Every add, delete or rename in the folder (each save of this app is a rename) changes that key, so a
+new process that finds it unchanged answers from the index at once and checks every file in a thread
+meanwhile; otherwise its first pass is a full one. Only a file edited in place, by hand, while no
+process watched can be missed, until that check ends. The index lives in a folder of its own, where
+SQLite's -wal and -shm files come and go without touching the history folder's key.
+
+Writes are SQLite transactions (WAL): a crash while the index is written leaves it as it was before,
+and the next pass reads what changed meanwhile. A missing, corrupt or other-version index is built
+again from the files; a folder where it cannot be written (read-only, full) keeps one in memory for
+this process instead. One object per folder per process, shared by every session thread under one lock.
+"""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,13 +36,15 @@ from typing import TypeVar
 from history import index
 from history.index import Entry, StatKey
 from history.models import Conversation
-from history.stores.atomic import O_NOFOLLOW, Unreadable
+from history.stores.atomic import O_NOFOLLOW, Unreadable, private_dirs
 from history.stores.folder_scan import PerFolder, is_conversation_file, stat_key
 from history.stores.folder_watch import FolderWatch
 
-INDEX_NAME = ".index.sqlite"
+INDEX_DIR = ".index"
+INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
 BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
 FULL_PASS_EVERY = 30.0  # seconds; for the changes inotify cannot see (another machine's, on NFS)
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its timestamp's grain
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,7 @@ class ScanStats:
     parsed: int = 0
     removed: int = 0
     full: bool = True  # every file's key was checked, not only the names the watch saw change
+    background: bool = False  # the folder was unchanged: every file's key is checked in a thread
     rebuilt: bool = False  # the index file was missing, damaged or of another version
     in_memory: bool = False  # the folder could not hold it
     names: list[str] = field(default_factory=list)  # the files that were read
@@ -73,6 +85,9 @@ class FolderIndex:
         self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
         self._watch = FolderWatch(root)
         self._full_at: float | None = None  # when the last full pass began; None: the next one is full
+        self._trusted: StatKey | None = None  # the folder's key the index recorded, until the first pass
+        self._recorded: StatKey | None = None  # the folder's key the index holds
+        self._checker: threading.Thread | None = None
 
     def refresh(self, read: Reader) -> None:
         """One directory pass: read the files whose key changed, drop the ones that are gone."""
@@ -108,11 +123,16 @@ class FolderIndex:
         with self.lock:
             return name in self._keys
 
+    def wait(self) -> None:
+        """Until the check of every file a new process started in a thread ends (tests, benchmarks)."""
+        if self._checker is not None:
+            self._checker.join()
+
     def close(self) -> None:
         with self.lock:
             if self._connection is not None:
                 self._connection.close()
-            self._connection, self._keys, self._full_at = None, {}, None
+            self._connection, self._keys, self._full_at, self._trusted = None, {}, None, None
 
     # Internals
 
@@ -137,18 +157,49 @@ class FolderIndex:
     def _pass(self, read: Reader, stats: ScanStats) -> None:
         if self._connection is not None and not self._in_memory and self._opened != _identity(self.path):
             self.close()  # deleted, replaced or moved away with its folder: never write to that file again
-        connection = self._open()
+        self._open()
         watched = self._watched()
         full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
+        trusted, self._trusted = self._trusted, None
         if watched is None:
-            self._watch.start()  # before the pass: what changes during it is seen by the next one
+            self._watch.start()  # before the folder's key: what changes after it is seen by the next pass
             full_at = time.monotonic()
-            seen, changed = self._scan()
-            gone = [name for name in self._keys if name not in seen]
+        folder = _folder_key(self.root)
+        if watched is None and folder is not None and folder == trusted:
+            self._checker = threading.Thread(target=self._check_all, args=(read, self._open()), daemon=True)
+            self._checker.start()
+            stats.background = True
+        elif watched is None:
+            seen, changed = _scan(self.root, self._keys)
+            self._apply(read, seen, changed, [name for name in self._keys if name not in seen], stats)
         else:
-            seen, changed, gone = self._check(watched)
+            self._apply(read, *self._check(watched), stats)
+        if folder is not None and folder != self._recorded and not self._in_memory:
+            index.write(self._open(), [], folder=folder)
+            self._recorded = folder
+        stats.files, stats.full = len(self._keys), watched is None and not stats.background
+        self._full_at = full_at
+
+    def _check_all(self, read: Reader, connection: sqlite3.Connection) -> None:
+        """The full pass of a new process, in a thread: keys compared without the lock, the changed
+        files read under it; if it fails, the next listing makes a full pass itself."""
+        try:
+            with self.lock:
+                known = dict(self._keys)
+            seen, changed = _scan(self.root, known)
+            with self.lock:
+                if self._connection is connection:  # else closed meanwhile: its successor checks
+                    self._apply(read, *self._check({*changed, *(known.keys() - seen.keys())}), ScanStats())
+        except Exception:
+            log.exception("Checking every file of %s in the background failed", self.root)
+            with self.lock:
+                self._full_at = None
+
+    def _apply(self, read: Reader, seen: dict[str, StatKey], changed: dict[str, os.stat_result],
+               gone: list[str], stats: ScanStats) -> None:
+        """Read the changed files and drop the gone ones, BATCH files per transaction."""
         if changed:  # another process may have indexed them already
-            known = index.keys(connection, changed)
+            known = index.keys(self._open(), changed)
             for name in changed:
                 if known.get(name) == seen[name]:
                     self._keys[name] = known[name]
@@ -165,32 +216,7 @@ class FolderIndex:
                     self.progress = (min(start + BATCH, total), total)
         finally:
             self.progress = None
-        stats.files, stats.removed, stats.full = len(self._keys), len(gone), watched is None
-        self._full_at = full_at
-
-    def _scan(self) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
-        """Every conversation file's key, and the directory entry of each whose key differs from the
-        index's. One loop, keeping no stat result of an unchanged file: it runs on every query."""
-        seen: dict[str, StatKey] = {}
-        changed: dict[str, os.stat_result] = {}
-        try:
-            entries = os.scandir(self.root)
-        except (FileNotFoundError, NotADirectoryError):
-            return seen, changed
-        known = self._keys.get
-        with entries:
-            for dir_entry in entries:
-                name = dir_entry.name
-                if not is_conversation_file(name):
-                    continue
-                try:
-                    info = dir_entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                key = seen[name] = stat_key(info)
-                if known(name) != key:
-                    changed[name] = info
-        return seen, changed
+        stats.removed = len(gone)
 
     def _watched(self) -> set[str] | None:
         """The names the watch saw change since the last pass, or None if a full pass is due."""
@@ -250,9 +276,12 @@ class FolderIndex:
             return empty
         # Made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
         try:
+            private_dirs(self.path.parent)
+            if not stat.S_ISDIR(os.lstat(self.path.parent).st_mode):  # a symbolic link is never followed
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.path.parent))
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o600))
             os.chmod(self.path, 0o600)
-        except OSError as error:  # a read-only folder, a symbolic link in its place
+        except OSError as error:  # a read-only folder, a symbolic link in the index's place
             raise _Unusable(str(error)) from error
         connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         try:
@@ -263,11 +292,12 @@ class FolderIndex:
                     raise _Foreign(f"{self.path} holds something else than this version's index")
                 index.create(connection)
                 self._rebuilt = True
-            keys = index.keys(connection)
+            keys, self._trusted = index.keys(connection), index.folder_key(connection)
         except BaseException:
             connection.close()
             raise
         self._connection, self._keys, self._opened = connection, keys, _identity(self.path)
+        self._recorded = self._trusted
         return connection
 
     def _to_memory(self) -> None:
@@ -280,6 +310,43 @@ class FolderIndex:
         for suffix in ("", "-wal", "-shm"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
+
+
+def _scan(root: Path, known: dict[str, StatKey]) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
+    """Every conversation file's key, and the directory entry of each whose key differs from `known`.
+    One loop, keeping no stat result of an unchanged file: it runs on every full pass."""
+    seen: dict[str, StatKey] = {}
+    changed: dict[str, os.stat_result] = {}
+    try:
+        entries = os.scandir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return seen, changed
+    with entries:
+        for dir_entry in entries:
+            name = dir_entry.name
+            if not is_conversation_file(name):
+                continue
+            try:
+                info = dir_entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            key = seen[name] = stat_key(info)
+            if known.get(name) != key:
+                changed[name] = info
+    return seen, changed
+
+
+def _folder_key(root: Path) -> StatKey | None:
+    """The folder's own key (mtime_ns, ctime_ns, inode); None if unknown or too recent to tell apart
+    from a change made within the same tick of its clock."""
+    now = time.time_ns()
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    if now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS:
+        return None
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

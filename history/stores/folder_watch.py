@@ -52,6 +52,7 @@ class _Inotify:
             if wd < 0:
                 log.debug("Not watching %s: %s", root, os.strerror(ctypes.get_errno()))
                 return None
+            self._read()  # events queued for an earlier watch of it are the caller's to find, not news
             self._folders[wd], self._roots[wd] = set(), root  # watching a folder again starts afresh
             return wd
 
