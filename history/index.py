@@ -9,6 +9,7 @@ transaction so they never disagree. It may be deleted at any time; it is built a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -231,23 +232,28 @@ def problems(connection: sqlite3.Connection) -> list[tuple[str, str]]:
 def search(
     connection: sqlite3.Connection, query: str, scope: Scope, limit: int | None = None, offset: int = 0
 ) -> list[SearchHit]:
-    """Entries holding every term, by bm25 (a title counts double), then newest; snippets for these only."""
+    """Entries holding every term, by bm25 (a title counts double), then newest; snippets for these only.
+
+    The ranking reads only FTS5's index (bm25 needs no text); the bodies are read for the page's rows.
+    """
     terms = query_terms(query)
     if not terms:
         return [SearchHit(summary, "") for summary in page(connection, scope, limit, offset)]
     where, values = scope.where()
     tail, more = _limits(limit, offset)
     rows = connection.execute(
-        f"SELECT {_SUMMARY}, t.body, f.roles FROM texts t JOIN files f ON f.rowid = t.rowid"
-        f" WHERE texts MATCH ? AND {where} ORDER BY bm25(texts, 2.0, 1.0), f.sort DESC, f.id DESC{tail}",
+        f"SELECT {_SUMMARY}, f.roles, f.rowid FROM (SELECT rowid, bm25(texts, 2.0, 1.0) AS score FROM texts"
+        f" WHERE texts MATCH ?) t JOIN files f ON f.rowid = t.rowid WHERE {where}"
+        f" ORDER BY t.score, f.sort DESC, f.id DESC{tail}",
         [fts5_query(terms), *values, *more],
     ).fetchall()
-    return [_hit(row, terms) for row in rows]
+    shown = json.dumps([row[8] for row in rows])
+    bodies = dict(connection.execute(
+        "SELECT rowid, body FROM texts WHERE rowid IN (SELECT value FROM json_each(?))", [shown]))
+    return [_hit(_summary(row), bodies[row[8]], row[7], terms) for row in rows]
 
 
-def _hit(row: Sequence, terms: list[Term]) -> SearchHit:
-    summary = _summary(row)
-    text, roles = row[7], row[8]
+def _hit(summary: ConversationSummary, text: str, roles: str, terms: list[Term]) -> SearchHit:
     parts = text.split(SEPARATOR)
     messages = ((_ROLES.get(letter, "message"), part) for letter, part in zip(roles, parts, strict=False))
     return SearchHit(summary, snippet(summary.title, messages, terms))
