@@ -1,7 +1,7 @@
 """What the listing, search and Insights need from a set of conversations, in one SQLite database.
 
-The JSON folder keeps it beside its files (`.index.sqlite`, history/stores/folder_index.py keeps it in
-step with them); the in-memory store keeps one in memory. The conversations stay the only truth: the
+The JSON folder keeps it beside its files (`.index/index.sqlite`, history/stores/folder_index.py keeps
+it in step with them); the in-memory store keeps one in memory. The conversations stay the only truth: the
 index holds, per conversation, its summary, an FTS5 document of its title and messages (bm25
 ranking), and the rows Insights aggregates (history.insights.message_rows), all written in one
 transaction so they never disagree. It may be deleted at any time; it is built again from the files.
@@ -35,12 +35,6 @@ _DERIVED = ", ".join(DERIVED)  # history.insights.derived_values, for the SQL of
 _DAYS = f"day, {', '.join(insight_queries.DAY_TOTALS)}, month, question, question_key, question_at_us"
 _MODEL = "role = 'assistant' AND source = 'model'"  # the partial indexes' terms, as the queries write them
 _TERMS = "role, source, status"  # in the indexes too: SQLite checks the terms there, not in the table
-# Covering indexes, so the per-day sums and the question spellings are grouped in index order, unsorted
-_DAY_INDEXES = f"""CREATE INDEX insight_days_day ON insight_days (day,
-    {', '.join(insight_queries.DAY_TOTALS)});
-CREATE INDEX insight_days_question ON insight_days (question_key, question, question_at_us, day)
-    WHERE question_key IS NOT NULL;
-"""
 _SCHEMA = f"""
 CREATE TABLE files (
     rowid INTEGER PRIMARY KEY,
@@ -64,8 +58,12 @@ CREATE INDEX insight_first_token_all ON insight_rows (first_token_ms, day, {_TER
     WHERE {_MODEL} AND first_token_ms IS NOT NULL;
 CREATE TABLE insight_days (file INTEGER NOT NULL, {_DAYS});  -- insight_queries.day_totals of each entry
 CREATE INDEX insight_days_file ON insight_days (file);
+-- Covering indexes, so the per-day sums and the question spellings are grouped in index order, unsorted
+CREATE INDEX insight_days_day ON insight_days (day, {', '.join(insight_queries.DAY_TOTALS)});
+CREATE INDEX insight_days_question ON insight_days (question_key, question, question_at_us, day)
+    WHERE question_key IS NOT NULL;
 CREATE TABLE folder (mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER);  -- see folder_key
-{_DAY_INDEXES}PRAGMA user_version = {VERSION};
+PRAGMA user_version = {VERSION};
 """
 
 
@@ -95,15 +93,10 @@ def is_current(connection: sqlite3.Connection) -> bool:
 
 def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> dict[str, StatKey]:
     """The stat key of every entry (or of the named ones)."""
-    if names is None:
-        rows = connection.execute("SELECT name, mtime_ns, size, inode FROM files")
-        return {name: (m, s, i) for name, m, s, i in rows}
-    found = {}
-    for name in names:
-        row = connection.execute("SELECT mtime_ns, size, inode FROM files WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            found[name] = tuple(row)
-    return found
+    query, values = "SELECT name, mtime_ns, size, inode FROM files", []
+    if names is not None:
+        query, values = f"{query} WHERE name IN (SELECT value FROM json_each(?))", [json.dumps(list(names))]
+    return {name: (m, s, i) for name, m, s, i in connection.execute(query, values)}
 
 
 def folder_key(connection: sqlite3.Connection) -> StatKey | None:
@@ -317,12 +310,8 @@ class _Runner:
     def __call__(self, query: sa.Select, values: dict | None = None) -> list[tuple]:
         known = self.compiled.get(id(query))
         if known is None or known[0] is not query:
-            known = self.compiled[id(query)] = (query, *_compiled(query))
+            compiled = query.compile(dialect=_SQLITE)
+            known = self.compiled[id(query)] = (query, str(compiled), compiled)
         _, text, compiled = known
         params = compiled.construct_params(values)
         return self.connection.execute(text, [params[name] for name in compiled.positiontup or ()]).fetchall()
-
-
-def _compiled(query: sa.Select) -> tuple[str, object]:
-    compiled = query.compile(dialect=_SQLITE)
-    return str(compiled), compiled

@@ -49,6 +49,7 @@ def settled(root: Path, monkeypatch) -> list:
     """The listing of a pass made once the folder's last change is older than its clock's grain (made
     short here), so the pass records the folder's key for the next process to trust."""
     monkeypatch.setattr(folder_index, "RACY_NS", 50_000_000)
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
     time.sleep(0.06)
     return JsonHistoryStore(root).list()
 
@@ -105,7 +106,7 @@ def test_files_added_or_deleted_while_no_server_ran_are_seen_by_the_first_query(
     assert store.last_scan.full and store.last_scan.names == ["c00009.json"]
 
 
-def test_a_file_edited_in_place_while_no_server_ran_is_seen_once_the_background_check_ends(folder, monkeypatch):
+def test_a_file_edited_in_place_while_no_server_ran_is_seen_once_the_full_check_ends(folder, monkeypatch):
     settled(folder, monkeypatch)
     path = folder / "c00001.json"
     data = json.loads(path.read_text("utf-8"))
@@ -131,7 +132,7 @@ def test_a_background_check_that_fails_leaves_the_next_listing_to_check_every_fi
     def failing(*args):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(folder_index, "_scan", failing)
+    monkeypatch.setattr(folder_index, "_entries", failing)
     store = restarted(folder)
     assert store.count() == 3 and store.last_scan.background
     folder_index.index_for(folder).wait()
@@ -261,13 +262,14 @@ def test_a_big_build_reports_its_progress(tmp_path, monkeypatch):
     write_files(root, 30)
     monkeypatch.setattr(folder_index, "BATCH", 10)
     seen = []
-    original = folder_index.FolderIndex._write
+    original = index.write
 
-    def watching(self, batch, gone):
-        original(self, batch, gone)
-        seen.append(self.progress)
+    def watching(connection, entries, gone=(), folder=None):
+        original(connection, entries, gone, folder)
+        if entries:
+            seen.append(folder_index.index_for(root).progress)
 
-    monkeypatch.setattr(folder_index.FolderIndex, "_write", watching)
+    monkeypatch.setattr(index, "write", watching)
     store = restarted(root)
     assert store.progress() is None and store.count() == 30
     assert seen == [(0, 30), (10, 30), (20, 30)] and store.progress() is None

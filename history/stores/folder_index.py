@@ -1,22 +1,18 @@
 """The JSON folder's derived index (history/index.py) kept in step with its files, in `.index/`.
 
-Each entry carries its file's stat key (mtime_ns, size, inode): a listing checks the keys, and only
-files whose key changed since the index saw them are read again, so a file changed by hand or by
-another process is noticed. Where inotify watches the folder (history/stores/folder_watch.py) only
-the names it saw change are checked, with a full os.scandir pass at least every FULL_PASS_EVERY
-seconds and whenever events may have been lost; elsewhere every listing is a full pass.
-
-A pass that saw every change records the folder's own stat key as it was before the pass looked.
-Every add, delete or rename in the folder (each save of this app is a rename) changes that key, so a
-new process that finds it unchanged answers from the index at once and checks every file in a thread
-meanwhile; otherwise its first pass is a full one. Only a file edited in place, by hand, while no
-process watched can be missed, until that check ends. The index lives in a folder of its own, where
-SQLite's -wal and -shm files come and go without touching the history folder's key.
-
-Writes are SQLite transactions (WAL): a crash while the index is written leaves it as it was before,
-and the next pass reads what changed meanwhile. A missing, corrupt or other-version index is built
-again from the files; a folder where it cannot be written (read-only, full) keeps one in memory for
-this process instead. One object per folder per process, shared by every session thread under one lock.
+Each entry carries its file's stat key (mtime_ns, size, inode): a pass compares the keys and reads
+again only the files whose key changed, so a change made by hand or by another process is noticed.
+Where inotify watches the folder (history/stores/folder_watch.py) a pass checks only the names it
+saw change, with a full os.scandir pass at least every FULL_PASS_EVERY seconds and whenever events
+may have been lost; elsewhere every pass is full. A full pass records the folder's own stat key,
+taken before it looked; every add, delete or rename in the folder changes that key (each save of
+this app is a rename), so a new process that finds it unchanged answers from the index at once and
+checks every file in a thread CHECK_AFTER seconds later. Only a file edited in place while no
+process watched is missed, until that check ends. SQLite's -wal and -shm files come and go in
+`.index/`, so they leave the folder's key alone. Writes are SQLite transactions (WAL): a crash
+leaves the index as it was, and the next pass reads what changed meanwhile. A missing, corrupt or
+other-version index is built again from the files; a folder that cannot hold it (read-only, full)
+gets one in memory for this process. One object per folder per process, shared under one lock.
 """
 from __future__ import annotations
 
@@ -27,8 +23,8 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -44,6 +40,7 @@ INDEX_DIR = ".index"
 INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
 BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
 FULL_PASS_EVERY = 30.0  # seconds; for the changes inotify cannot see (another machine's, on NFS)
+CHECK_AFTER = 1.0  # seconds; a new process's check of every file waits for its first page's queries
 RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its timestamp's grain
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -57,7 +54,6 @@ Reader = Callable[[str, os.stat_result], tuple[Conversation, bool, StatKey]]
 class ScanStats:
     """What the last pass did, so tests and benchmarks can see the index working."""
 
-    files: int = 0
     parsed: int = 0
     removed: int = 0
     full: bool = True  # every file's key was checked, not only the names the watch saw change
@@ -78,7 +74,6 @@ class FolderIndex:
         self.progress: tuple[int, int] | None = None  # (read, to read) while a pass reads many files
         self.scanned = False
         self._connection: sqlite3.Connection | None = None
-        self._keys: dict[str, StatKey] = {}  # what the index holds, as this process last saw it
         self._in_memory = False
         self._rebuilt = False
         self._read: Reader | None = None
@@ -86,7 +81,6 @@ class FolderIndex:
         self._watch = FolderWatch(root)
         self._full_at: float | None = None  # when the last full pass began; None: the next one is full
         self._trusted: StatKey | None = None  # the folder's key the index recorded, until the first pass
-        self._recorded: StatKey | None = None  # the folder's key the index holds
         self._checker: threading.Thread | None = None
 
     def refresh(self, read: Reader) -> None:
@@ -111,17 +105,12 @@ class FolderIndex:
 
     def record(self, name: str, info: os.stat_result, conversation: Conversation) -> None:
         """Index a file this process just wrote, so no pass needs to read it again."""
-        entry = Entry(name, stat_key(info), conversation)
-        with self.lock:
-            try:
-                self._write([entry], [])
-            except (sqlite3.Error, _Unusable):
-                self._keys.pop(name, None)  # the next pass reads the file instead
+        with self.lock, suppress(sqlite3.Error, _Unusable):  # else the next pass reads it: its key differs
+            index.write(self._open(), [Entry(name, stat_key(info), conversation)])
 
     def has(self, name: str) -> bool:
-        """Whether the last pass (or a write since) saw this file."""
-        with self.lock:
-            return name in self._keys
+        """Whether the index holds this file."""
+        return self.query(lambda connection: name in index.keys(connection, [name]))
 
     def wait(self) -> None:
         """Until the check of every file a new process started in a thread ends (tests, benchmarks)."""
@@ -132,7 +121,7 @@ class FolderIndex:
         with self.lock:
             if self._connection is not None:
                 self._connection.close()
-            self._connection, self._keys, self._full_at, self._trusted = None, {}, None, None
+            self._connection, self._full_at, self._trusted = None, None, None
 
     # Internals
 
@@ -157,7 +146,7 @@ class FolderIndex:
     def _pass(self, read: Reader, stats: ScanStats) -> None:
         if self._connection is not None and not self._in_memory and self._opened != _identity(self.path):
             self.close()  # deleted, replaced or moved away with its folder: never write to that file again
-        self._open()
+        connection = self._open()
         watched = self._watched()
         full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
         trusted, self._trusted = self._trusted, None
@@ -166,30 +155,28 @@ class FolderIndex:
             full_at = time.monotonic()
         folder = _folder_key(self.root)
         if watched is None and folder is not None and folder == trusted:
-            self._checker = threading.Thread(target=self._check_all, args=(read, self._open()), daemon=True)
+            self._checker = threading.Timer(CHECK_AFTER, self._check_all, (read, connection))
+            self._checker.daemon = True
             self._checker.start()
             stats.background = True
-        elif watched is None:
-            seen, changed = _scan(self.root, self._keys)
-            self._apply(read, seen, changed, [name for name in self._keys if name not in seen], stats)
         else:
-            self._apply(read, *self._check(watched), stats)
-        if folder is not None and folder != self._recorded and not self._in_memory:
-            index.write(self._open(), [], folder=folder)
-            self._recorded = folder
-        stats.files, stats.full = len(self._keys), watched is None and not stats.background
+            self._apply(read, *_compare(self.root, index.keys(connection, watched), watched), stats)
+        if folder is not None and not self._in_memory and folder != index.folder_key(connection):
+            index.write(connection, [], folder=folder)
+        stats.full = watched is None and not stats.background
         self._full_at = full_at
 
     def _check_all(self, read: Reader, connection: sqlite3.Connection) -> None:
         """The full pass of a new process, in a thread: keys compared without the lock, the changed
         files read under it; if it fails, the next listing makes a full pass itself."""
         try:
-            with self.lock:
-                known = dict(self._keys)
-            seen, changed = _scan(self.root, known)
-            with self.lock:
+            with closing(sqlite3.connect(self.path, timeout=5.0)) as reader:  # queries go on meanwhile
+                known = index.keys(reader)
+            _, changed, gone = _compare(self.root, known)
+            names = [*changed, *gone]
+            with self.lock:  # checked again: queries may have read some of them meanwhile
                 if self._connection is connection:  # else closed meanwhile: its successor checks
-                    self._apply(read, *self._check({*changed, *(known.keys() - seen.keys())}), ScanStats())
+                    self._apply(read, *_compare(self.root, index.keys(connection, names), names), ScanStats())
         except Exception:
             log.exception("Checking every file of %s in the background failed", self.root)
             with self.lock:
@@ -198,12 +185,6 @@ class FolderIndex:
     def _apply(self, read: Reader, seen: dict[str, StatKey], changed: dict[str, os.stat_result],
                gone: list[str], stats: ScanStats) -> None:
         """Read the changed files and drop the gone ones, BATCH files per transaction."""
-        if changed:  # another process may have indexed them already
-            known = index.keys(self._open(), changed)
-            for name in changed:
-                if known.get(name) == seen[name]:
-                    self._keys[name] = known[name]
-            changed = {name: info for name, info in changed.items() if self._keys.get(name) != seen[name]}
         names = list(changed)
         total = len(names)
         self.progress = (0, total) if total > BATCH else None
@@ -211,7 +192,8 @@ class FolderIndex:
             for start in range(0, max(total, 1), BATCH):
                 part = names[start : start + BATCH]
                 batch = [entry for name in part if (entry := self._entry(read, name, changed[name], stats))]
-                self._write(batch, gone if start == 0 else [])
+                if batch or (gone and start == 0):
+                    index.write(self._open(), batch, gone if start == 0 else [])
                 if self.progress is not None:
                     self.progress = (min(start + BATCH, total), total)
         finally:
@@ -223,36 +205,6 @@ class FolderIndex:
         if self._full_at is None or time.monotonic() - self._full_at > FULL_PASS_EVERY:
             return None
         return self._watch.changed()
-
-    def _check(self, names: Iterable[str]) -> tuple[dict[str, StatKey], dict[str, os.stat_result], list[str]]:
-        """As _scan, for the named files only: their keys, the changed ones' stat, and the gone ones."""
-        seen: dict[str, StatKey] = {}
-        changed: dict[str, os.stat_result] = {}
-        gone: list[str] = []
-        for name in names:
-            if not is_conversation_file(name):
-                continue
-            try:
-                info = os.lstat(self.root / name)
-            except FileNotFoundError:
-                if name in self._keys:
-                    gone.append(name)
-                continue
-            key = seen[name] = stat_key(info)
-            if self._keys.get(name) != key:
-                changed[name] = info
-        return seen, changed, gone
-
-    def _write(self, batch: list[Entry], gone: list[str]) -> None:
-        """One transaction, then what this process knows the index holds."""
-        if not batch and not gone:
-            return
-        connection = self._open()
-        index.write(connection, batch, gone)
-        for name in gone:
-            self._keys.pop(name, None)
-        for entry in batch:
-            self._keys[entry.name] = entry.key
 
     def _entry(self, read: Reader, name: str, info: os.stat_result, stats: ScanStats) -> Entry | None:
         try:
@@ -271,9 +223,7 @@ class FolderIndex:
         if self._connection is not None:
             return self._connection
         if not self.root.is_dir():  # nothing saved yet: an empty index, until the folder exists
-            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            index.create(empty)
-            return empty
+            return _in_memory()
         # Made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
         try:
             private_dirs(self.path.parent)
@@ -292,18 +242,15 @@ class FolderIndex:
                     raise _Foreign(f"{self.path} holds something else than this version's index")
                 index.create(connection)
                 self._rebuilt = True
-            keys, self._trusted = index.keys(connection), index.folder_key(connection)
+            self._trusted = index.folder_key(connection)
         except BaseException:
             connection.close()
             raise
-        self._connection, self._keys, self._opened = connection, keys, _identity(self.path)
-        self._recorded = self._trusted
+        self._connection, self._opened = connection, _identity(self.path)
         return connection
 
     def _to_memory(self) -> None:
-        self._connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        index.create(self._connection)
-        self._keys, self._in_memory, self._full_at = {}, True, None
+        self._connection, self._in_memory, self._full_at = _in_memory(), True, None
 
     def _delete_files(self) -> None:
         self._rebuilt = True
@@ -312,28 +259,36 @@ class FolderIndex:
                 os.unlink(f"{self.path}{suffix}")
 
 
-def _scan(root: Path, known: dict[str, StatKey]) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
-    """Every conversation file's key, and the directory entry of each whose key differs from `known`.
-    One loop, keeping no stat result of an unchanged file: it runs on every full pass."""
+def _compare(root: Path, known: dict[str, StatKey], names: Iterable[str] | None = None) -> tuple[
+        dict[str, StatKey], dict[str, os.stat_result], list[str]]:
+    """Every conversation file's key (or the named files'), the stat of each whose key differs from
+    `known`, and the known ones that are gone. Keeps no stat of an unchanged file: 100,000 at a time."""
     seen: dict[str, StatKey] = {}
     changed: dict[str, os.stat_result] = {}
+    for name, info in _entries(root, names):
+        key = seen[name] = stat_key(info)
+        if known.get(name) != key:
+            changed[name] = info
+    gone = [name for name in (known if names is None else names) if name in known and name not in seen]
+    return seen, changed, gone
+
+
+def _entries(root: Path, names: Iterable[str] | None) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, lstat) of the named conversation files, or of every one in the folder (one os.scandir)."""
+    if names is not None:
+        for name in filter(is_conversation_file, names):
+            with suppress(FileNotFoundError):  # gone meanwhile
+                yield name, os.lstat(root / name)
+        return
     try:
-        entries = os.scandir(root)
+        listing = os.scandir(root)
     except (FileNotFoundError, NotADirectoryError):
-        return seen, changed
-    with entries:
-        for dir_entry in entries:
-            name = dir_entry.name
-            if not is_conversation_file(name):
-                continue
-            try:
-                info = dir_entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            key = seen[name] = stat_key(info)
-            if known.get(name) != key:
-                changed[name] = info
-    return seen, changed
+        return
+    with listing:
+        for entry in listing:
+            if is_conversation_file(entry.name):
+                with suppress(FileNotFoundError):
+                    yield entry.name, entry.stat(follow_symlinks=False)
 
 
 def _folder_key(root: Path) -> StatKey | None:
@@ -347,6 +302,12 @@ def _folder_key(root: Path) -> StatKey | None:
     if now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS:
         return None
     return (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def _in_memory() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    index.create(connection)
+    return connection
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
