@@ -27,6 +27,7 @@ from history.search import FTS5_TOKENIZE, SEPARATOR, SearchHit, Term, body, fts5
 VERSION = 4  # PRAGMA user_version; an index of another version is built again
 StatKey = tuple[int, int, int]  # a file's (mtime_ns, size, inode); the folder's (mtime_ns, ctime_ns, inode)
 _ROLE_LETTERS = {"system": "s", "user": "u", "assistant": "a"}
+_OWNED = {"texts": "rowid", "insight_rows": "file", "insight_days": "file", "files": "rowid"}  # files last
 _ROLES = {letter: role for role, letter in _ROLE_LETTERS.items()}
 _SUMMARY = "f.id, f.title, f.created_at, f.updated_at, f.message_count, f.model, f.read_only"
 _ROWS = ("created_at, role, source, latency_ms, first_token_ms, prompt_tokens, completion_tokens, "
@@ -164,13 +165,9 @@ def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:
 def remove(connection: sqlite3.Connection, names: Iterable[str]) -> None:
     """Drop entries by name (inside a transaction: see write)."""
     for name in names:
-        row = connection.execute("SELECT rowid FROM files WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            continue
-        connection.execute("DELETE FROM texts WHERE rowid = ?", row)
-        connection.execute("DELETE FROM insight_rows WHERE file = ?", row)
-        connection.execute("DELETE FROM insight_days WHERE file = ?", row)
-        connection.execute("DELETE FROM files WHERE rowid = ?", row)
+        for table, column in _OWNED.items():
+            query = f"DELETE FROM {table} WHERE {column} = (SELECT rowid FROM files WHERE name = ?)"
+            connection.execute(query, (name,))
 
 
 @dataclass(frozen=True)
@@ -185,13 +182,10 @@ class Scope:
         clauses, values = ["f.reason IS NULL"], []
         if self.hide_read_only:
             clauses.append("NOT f.read_only")
-        start, end = day_bounds(self.days)
-        if start is not None:
-            clauses.append("f.sort >= ?")
-            values.append(start)
-        if end is not None:
-            clauses.append("f.sort < ?")
-            values.append(end)
+        for bound, operator in zip(day_bounds(self.days), (">=", "<"), strict=True):
+            if bound is not None:
+                clauses.append(f"f.sort {operator} ?")
+                values.append(bound)
         return " AND ".join(clauses), values
 
 

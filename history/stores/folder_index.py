@@ -1,18 +1,15 @@
 """The JSON folder's derived index (history/index.py) kept in step with its files, in `.index/`.
 
-Each entry carries its file's stat key (mtime_ns, size, inode): a pass compares the keys and reads
-again only the files whose key changed, so a change made by hand or by another process is noticed.
-Where inotify watches the folder (history/stores/folder_watch.py) a pass checks only the names it
-saw change, with a full os.scandir pass at least every FULL_PASS_EVERY seconds and whenever events
-may have been lost; elsewhere every pass is full. A full pass records the folder's own stat key,
-taken before it looked; every add, delete or rename in the folder changes that key (each save of
-this app is a rename), so a new process that finds it unchanged answers from the index at once and
-checks every file in a thread CHECK_AFTER seconds later. Only a file edited in place while no
-process watched is missed, until that check ends. SQLite's -wal and -shm files come and go in
-`.index/`, so they leave the folder's key alone. Writes are SQLite transactions (WAL): a crash
-leaves the index as it was, and the next pass reads what changed meanwhile. A missing, corrupt or
-other-version index is built again from the files; a folder that cannot hold it (read-only, full)
-gets one in memory for this process. One object per folder per process, shared under one lock.
+Each entry carries its file's stat key (mtime_ns, size, inode); a pass reads again only the files
+whose key changed. With inotify (history/stores/folder_watch.py) a pass checks only the names it saw
+change, and every file at least every FULL_PASS_EVERY seconds and whenever events may have been lost.
+A full pass records the folder's own key as it was before it looked: every add, delete or rename in
+the folder changes it (each save is a rename), so a new process that finds it unchanged answers at
+once and checks every file in a thread; only a file edited in place while no process watched waits
+for that check. SQLite's -wal and -shm files come and go in `.index/`, leaving the folder's key alone.
+Writes are WAL transactions: a crash leaves the index as it was. A missing, corrupt or other-version
+index is built again; a folder that cannot hold it (read-only, full) gets one in memory instead.
+One object per folder per process, shared by every session thread under one lock.
 """
 from __future__ import annotations
 
@@ -32,9 +29,9 @@ from typing import TypeVar
 from history import index
 from history.index import Entry, StatKey
 from history.models import Conversation
+from history.stores import folder_watch
 from history.stores.atomic import O_NOFOLLOW, Unreadable, private_dirs
 from history.stores.folder_scan import PerFolder, is_conversation_file, stat_key
-from history.stores.folder_watch import FolderWatch
 
 INDEX_DIR = ".index"
 INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
@@ -78,7 +75,6 @@ class FolderIndex:
         self._rebuilt = False
         self._read: Reader | None = None
         self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
-        self._watch = FolderWatch(root)
         self._full_at: float | None = None  # when the last full pass began; None: the next one is full
         self._trusted: StatKey | None = None  # the folder's key the index recorded, until the first pass
         self._checker: threading.Thread | None = None
@@ -89,8 +85,7 @@ class FolderIndex:
             self._read = read
             stats = ScanStats()
             self._guarded(lambda: self._pass(read, stats), stats)
-            stats.rebuilt, self._rebuilt = self._rebuilt, False
-            stats.in_memory = self._in_memory
+            stats.rebuilt, stats.in_memory, self._rebuilt = self._rebuilt, self._in_memory, False
             self.stats, self.scanned = stats, True
 
     def query(self, run: Callable[[sqlite3.Connection], T]) -> T:
@@ -138,7 +133,7 @@ class FolderIndex:
                 self._delete_files()
             else:
                 log.warning("Keeping the history index in memory: %s cannot be used (%s)", self.path, error)
-                self._to_memory()
+                self._connection, self._in_memory, self._full_at = _in_memory(), True, None
             if self._read is not None:
                 self._pass(self._read, stats or ScanStats())
             return run()
@@ -151,7 +146,7 @@ class FolderIndex:
         full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
         trusted, self._trusted = self._trusted, None
         if watched is None:
-            self._watch.start()  # before the folder's key: what changes after it is seen by the next pass
+            folder_watch.inotify.watch(self.root)  # first, so any change after the key below is watched
             full_at = time.monotonic()
         folder = _folder_key(self.root)
         if watched is None and folder is not None and folder == trusted:
@@ -172,7 +167,7 @@ class FolderIndex:
         try:
             with closing(sqlite3.connect(self.path, timeout=5.0)) as reader:  # queries go on meanwhile
                 known = index.keys(reader)
-            _, changed, gone = _compare(self.root, known)
+            changed, gone = _compare(self.root, known)
             names = [*changed, *gone]
             with self.lock:  # checked again: queries may have read some of them meanwhile
                 if self._connection is connection:  # else closed meanwhile: its successor checks
@@ -182,29 +177,27 @@ class FolderIndex:
             with self.lock:
                 self._full_at = None
 
-    def _apply(self, read: Reader, seen: dict[str, StatKey], changed: dict[str, os.stat_result],
-               gone: list[str], stats: ScanStats) -> None:
+    def _apply(self, read: Reader, changed: dict[str, os.stat_result], gone: list[str], stats: ScanStats):
         """Read the changed files and drop the gone ones, BATCH files per transaction."""
-        names = list(changed)
-        total = len(names)
-        self.progress = (0, total) if total > BATCH else None
+        if gone:
+            index.write(self._open(), [], gone)
+        names, stats.removed = list(changed), len(gone)
+        self.progress = (0, len(names)) if len(names) > BATCH else None
         try:
-            for start in range(0, max(total, 1), BATCH):
+            for start in range(0, len(names), BATCH):
                 part = names[start : start + BATCH]
-                batch = [entry for name in part if (entry := self._entry(read, name, changed[name], stats))]
-                if batch or (gone and start == 0):
-                    index.write(self._open(), batch, gone if start == 0 else [])
+                entries = (self._entry(read, name, changed[name], stats) for name in part)
+                index.write(self._open(), [entry for entry in entries if entry is not None])
                 if self.progress is not None:
-                    self.progress = (min(start + BATCH, total), total)
+                    self.progress = (min(start + BATCH, len(names)), len(names))
         finally:
             self.progress = None
-        stats.removed = len(gone)
 
     def _watched(self) -> set[str] | None:
         """The names the watch saw change since the last pass, or None if a full pass is due."""
         if self._full_at is None or time.monotonic() - self._full_at > FULL_PASS_EVERY:
             return None
-        return self._watch.changed()
+        return folder_watch.inotify.changed(self.root)
 
     def _entry(self, read: Reader, name: str, info: os.stat_result, stats: ScanStats) -> Entry | None:
         try:
@@ -249,9 +242,6 @@ class FolderIndex:
         self._connection, self._opened = connection, _identity(self.path)
         return connection
 
-    def _to_memory(self) -> None:
-        self._connection, self._in_memory, self._full_at = _in_memory(), True, None
-
     def _delete_files(self) -> None:
         self._rebuilt = True
         for suffix in ("", "-wal", "-shm"):
@@ -260,17 +250,17 @@ class FolderIndex:
 
 
 def _compare(root: Path, known: dict[str, StatKey], names: Iterable[str] | None = None) -> tuple[
-        dict[str, StatKey], dict[str, os.stat_result], list[str]]:
-    """Every conversation file's key (or the named files'), the stat of each whose key differs from
-    `known`, and the known ones that are gone. Keeps no stat of an unchanged file: 100,000 at a time."""
-    seen: dict[str, StatKey] = {}
+        dict[str, os.stat_result], list[str]]:
+    """The stat of every conversation file (or named one) whose key differs from `known`, and the
+    known ones that are gone. Keeps no stat of an unchanged file: there may be 100,000."""
+    seen: set[str] = set()
     changed: dict[str, os.stat_result] = {}
     for name, info in _entries(root, names):
-        key = seen[name] = stat_key(info)
-        if known.get(name) != key:
+        seen.add(name)
+        if known.get(name) != stat_key(info):
             changed[name] = info
-    gone = [name for name in (known if names is None else names) if name in known and name not in seen]
-    return seen, changed, gone
+    gone = [name for name in (known if names is None else names) if name not in seen and name in known]
+    return changed, gone
 
 
 def _entries(root: Path, names: Iterable[str] | None) -> Iterator[tuple[str, os.stat_result]]:
@@ -299,9 +289,8 @@ def _folder_key(root: Path) -> StatKey | None:
         info = os.stat(root)
     except OSError:
         return None
-    if now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS:
-        return None
-    return (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    recent = now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
+    return None if recent else (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def _in_memory() -> sqlite3.Connection:
@@ -332,12 +321,9 @@ _UNUSABLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"
 
 
 def _damaged(error: Exception) -> bool:
-    """Whether the index file is corrupt, foreign or half-made (rather than unwritable or busy)."""
-    if isinstance(error, _Foreign):
-        return True
-    if isinstance(error, sqlite3.Error):
-        return not (error.sqlite_errorname or "").startswith(_UNUSABLE)
-    return False  # _Unusable: a symbolic link, a folder that refuses files
+    """Whether the index file is corrupt, foreign or half-made (not unwritable, busy or a symbolic link)."""
+    unusable = isinstance(error, sqlite3.Error) and (error.sqlite_errorname or "").startswith(_UNUSABLE)
+    return not (unusable or isinstance(error, _Unusable))
 
 
 _indexes: PerFolder[FolderIndex] = PerFolder(FolderIndex)
