@@ -174,8 +174,8 @@ def main() -> None:
     results["save"] = saves(probe, args, roots)
     print_tables(results, args)
     trusted = [r.get("background", False) for runs in results["cold"].values() for r in runs["new"]]
-    print(f"New design, cold: {sum(trusted)} of {len(trusted)} fresh processes answered from the unchanged"
-          " folder's index before checking every file (the others made the full pass first).")
+    print(f"New design, cold: {sum(trusted)} of {len(trusted)} fresh processes found the folder unchanged and"
+          " answered from its index before checking every file; any others made the full pass first.")
     print(f"Measured in {time.perf_counter() - started:.0f} s. {rp.load_average()}")
 
 
