@@ -191,6 +191,17 @@ def test_an_index_that_is_a_symbolic_link_is_never_followed(folder, tmp_path):
     assert elsewhere.read_bytes() == before
 
 
+def test_an_index_folder_that_is_a_symbolic_link_is_never_followed(folder, tmp_path):
+    folder_index.forget_all()
+    shutil.rmtree(folder / INDEX_DIR)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / INDEX_DIR).symlink_to(elsewhere)
+    store = JsonHistoryStore(folder)
+    assert len(store.list()) == 3 and store.last_scan.in_memory
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_a_read_only_folder_keeps_the_index_in_memory_and_still_lists_and_searches(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
         root = disk.path / "history"
