@@ -165,7 +165,8 @@ class FolderIndex:
         """The full pass of a new process, in a thread: keys compared without the lock, the changed
         files read under it; if it fails, the next listing makes a full pass itself."""
         try:
-            with closing(sqlite3.connect(self.path, timeout=5.0)) as reader:  # queries go on meanwhile
+            # A connection of its own, so queries go on meanwhile; read-only, so it never makes a file
+            with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=5.0)) as reader:
                 known = index.keys(reader)
             changed, gone = _compare(self.root, known)
             names = [*changed, *gone]
