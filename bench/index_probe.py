@@ -115,7 +115,8 @@ def scan(store: JsonHistoryStore) -> dict:
         return {"parsed": 0, "rebuilt": False, "in_memory": False}
     if DESIGN == "new":
         stats = store.last_scan
-        return {"parsed": stats.parsed, "rebuilt": stats.rebuilt, "in_memory": stats.in_memory}
+        return {"parsed": stats.parsed, "rebuilt": stats.rebuilt, "in_memory": stats.in_memory,
+                "background": stats.background}
     stats = summary_cache.cache_for(store.root).stats
     return {"parsed": stats.parsed, "rebuilt": not stats.index_loaded, "in_memory": False}
 

@@ -151,7 +151,7 @@ def saving(results: dict) -> list[list[str]]:
 def rebuilds(results: dict) -> None:
     rows = []
     for design, label in (
-        ("new", "New: `count()` builds `.index.sqlite`"),
+        ("new", "New: `count()` builds `.index/index.sqlite`"),
         ("old", "Old: first `list()` + search + `insight_rows()` write their three files"),
     ):
         runs = results["rebuild"][design]

@@ -1,7 +1,7 @@
 """What the listing, search and Insights need from a set of conversations, in one SQLite database.
 
-The JSON folder keeps it beside its files (`.index.sqlite`, history/stores/folder_index.py keeps it in
-step with them); the in-memory store keeps one in memory. The conversations stay the only truth: the
+The JSON folder keeps it beside its files (`.index/index.sqlite`, history/stores/folder_index.py keeps
+it in step with them); the in-memory store keeps one in memory. The conversations stay the only truth: the
 index holds, per conversation, its summary, an FTS5 document of its title and messages (bm25
 ranking), and the rows Insights aggregates (history.insights.message_rows), all written in one
 transaction so they never disagree. It may be deleted at any time; it is built again from the files.
@@ -9,6 +9,7 @@ transaction so they never disagree. It may be deleted at any time; it is built a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from history.listing import day_bounds
 from history.models import Conversation, ConversationSummary, order_of, source_key
 from history.search import FTS5_TOKENIZE, SEPARATOR, SearchHit, Term, body, fts5_query, query_terms, snippet
 
-VERSION = 3  # PRAGMA user_version; an index of another version is built again
-StatKey = tuple[int, int, int]
+VERSION = 4  # PRAGMA user_version; an index of another version is built again
+StatKey = tuple[int, int, int]  # a file's (mtime_ns, size, inode); the folder's (mtime_ns, ctime_ns, inode)
 _ROLE_LETTERS = {"system": "s", "user": "u", "assistant": "a"}
+_OWNED = {"texts": "rowid", "insight_rows": "file", "insight_days": "file", "files": "rowid"}  # files last
 _ROLES = {letter: role for role, letter in _ROLE_LETTERS.items()}
 _SUMMARY = "f.id, f.title, f.created_at, f.updated_at, f.message_count, f.model, f.read_only"
 _ROWS = ("created_at, role, source, latency_ms, first_token_ms, prompt_tokens, completion_tokens, "
@@ -34,12 +36,6 @@ _DERIVED = ", ".join(DERIVED)  # history.insights.derived_values, for the SQL of
 _DAYS = f"day, {', '.join(insight_queries.DAY_TOTALS)}, month, question, question_key, question_at_us"
 _MODEL = "role = 'assistant' AND source = 'model'"  # the partial indexes' terms, as the queries write them
 _TERMS = "role, source, status"  # in the indexes too: SQLite checks the terms there, not in the table
-# Covering indexes, so the per-day sums and the question spellings are grouped in index order, unsorted
-_DAY_INDEXES = f"""CREATE INDEX insight_days_day ON insight_days (day,
-    {', '.join(insight_queries.DAY_TOTALS)});
-CREATE INDEX insight_days_question ON insight_days (question_key, question, question_at_us, day)
-    WHERE question_key IS NOT NULL;
-"""
 _SCHEMA = f"""
 CREATE TABLE files (
     rowid INTEGER PRIMARY KEY,
@@ -63,7 +59,12 @@ CREATE INDEX insight_first_token_all ON insight_rows (first_token_ms, day, {_TER
     WHERE {_MODEL} AND first_token_ms IS NOT NULL;
 CREATE TABLE insight_days (file INTEGER NOT NULL, {_DAYS});  -- insight_queries.day_totals of each entry
 CREATE INDEX insight_days_file ON insight_days (file);
-{_DAY_INDEXES}PRAGMA user_version = {VERSION};
+-- Covering indexes, so the per-day sums and the question spellings are grouped in index order, unsorted
+CREATE INDEX insight_days_day ON insight_days (day, {', '.join(insight_queries.DAY_TOTALS)});
+CREATE INDEX insight_days_question ON insight_days (question_key, question, question_at_us, day)
+    WHERE question_key IS NOT NULL;
+CREATE TABLE folder (mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER);  -- see folder_key
+PRAGMA user_version = {VERSION};
 """
 
 
@@ -88,24 +89,27 @@ def is_current(connection: sqlite3.Connection) -> bool:
     if connection.execute("PRAGMA user_version").fetchone()[0] != VERSION:
         return False
     names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    return {"files", "texts", "insight_rows", "insight_days"} <= names
+    return {"files", "texts", "insight_rows", "insight_days", "folder"} <= names
 
 
 def keys(connection: sqlite3.Connection, names: Iterable[str] | None = None) -> dict[str, StatKey]:
     """The stat key of every entry (or of the named ones)."""
-    if names is None:
-        rows = connection.execute("SELECT name, mtime_ns, size, inode FROM files")
-        return {name: (m, s, i) for name, m, s, i in rows}
-    found = {}
-    for name in names:
-        row = connection.execute("SELECT mtime_ns, size, inode FROM files WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            found[name] = tuple(row)
-    return found
+    query, values = "SELECT name, mtime_ns, size, inode FROM files", []
+    if names is not None:
+        query, values = f"{query} WHERE name IN (SELECT value FROM json_each(?))", [json.dumps(list(names))]
+    return {name: (m, s, i) for name, m, s, i in connection.execute(query, values)}
 
 
-def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterable[str] = ()) -> None:
-    """Drop the gone names and add or replace the entries in one transaction: all of it or none.
+def folder_key(connection: sqlite3.Connection) -> StatKey | None:
+    """The folder's stat key as the last pass that saw every change to it found it, if recorded."""
+    row = connection.execute("SELECT mtime_ns, ctime_ns, inode FROM folder").fetchone()
+    return None if row is None else tuple(row)
+
+
+def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterable[str] = (),
+          folder: StatKey | None = None) -> None:
+    """Drop the gone names, add or replace the entries (and record the folder's key) in one
+    transaction: all of it or none.
 
     The connections here are in autocommit mode (isolation_level=None), where `with` alone begins
     no transaction; BEGIN IMMEDIATE takes the write lock first, so a busy index waits its timeout.
@@ -114,6 +118,9 @@ def write(connection: sqlite3.Connection, entries: Iterable[Entry], gone: Iterab
         connection.execute("BEGIN IMMEDIATE")
         remove(connection, gone)
         put(connection, entries)
+        if folder is not None:
+            connection.execute("DELETE FROM folder")
+            connection.execute("INSERT INTO folder VALUES (?, ?, ?)", folder)
 
 
 def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:
@@ -158,13 +165,9 @@ def put(connection: sqlite3.Connection, entries: Iterable[Entry]) -> None:
 def remove(connection: sqlite3.Connection, names: Iterable[str]) -> None:
     """Drop entries by name (inside a transaction: see write)."""
     for name in names:
-        row = connection.execute("SELECT rowid FROM files WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            continue
-        connection.execute("DELETE FROM texts WHERE rowid = ?", row)
-        connection.execute("DELETE FROM insight_rows WHERE file = ?", row)
-        connection.execute("DELETE FROM insight_days WHERE file = ?", row)
-        connection.execute("DELETE FROM files WHERE rowid = ?", row)
+        for table, column in _OWNED.items():
+            query = f"DELETE FROM {table} WHERE {column} = (SELECT rowid FROM files WHERE name = ?)"
+            connection.execute(query, (name,))
 
 
 @dataclass(frozen=True)
@@ -179,13 +182,10 @@ class Scope:
         clauses, values = ["f.reason IS NULL"], []
         if self.hide_read_only:
             clauses.append("NOT f.read_only")
-        start, end = day_bounds(self.days)
-        if start is not None:
-            clauses.append("f.sort >= ?")
-            values.append(start)
-        if end is not None:
-            clauses.append("f.sort < ?")
-            values.append(end)
+        for bound, operator in zip(day_bounds(self.days), (">=", "<"), strict=True):
+            if bound is not None:
+                clauses.append(f"f.sort {operator} ?")
+                values.append(bound)
         return " AND ".join(clauses), values
 
 
@@ -219,23 +219,28 @@ def problems(connection: sqlite3.Connection) -> list[tuple[str, str]]:
 def search(
     connection: sqlite3.Connection, query: str, scope: Scope, limit: int | None = None, offset: int = 0
 ) -> list[SearchHit]:
-    """Entries holding every term, by bm25 (a title counts double), then newest; snippets for these only."""
+    """Entries holding every term, by bm25 (a title counts double), then newest; snippets for these only.
+
+    The ranking reads only FTS5's index (bm25 needs no text); the bodies are read for the page's rows.
+    """
     terms = query_terms(query)
     if not terms:
         return [SearchHit(summary, "") for summary in page(connection, scope, limit, offset)]
     where, values = scope.where()
     tail, more = _limits(limit, offset)
     rows = connection.execute(
-        f"SELECT {_SUMMARY}, t.body, f.roles FROM texts t JOIN files f ON f.rowid = t.rowid"
-        f" WHERE texts MATCH ? AND {where} ORDER BY bm25(texts, 2.0, 1.0), f.sort DESC, f.id DESC{tail}",
+        f"SELECT {_SUMMARY}, f.roles, f.rowid FROM (SELECT rowid, bm25(texts, 2.0, 1.0) AS score FROM texts"
+        f" WHERE texts MATCH ?) t JOIN files f ON f.rowid = t.rowid WHERE {where}"
+        f" ORDER BY t.score, f.sort DESC, f.id DESC{tail}",
         [fts5_query(terms), *values, *more],
     ).fetchall()
-    return [_hit(row, terms) for row in rows]
+    shown = json.dumps([row[8] for row in rows])
+    bodies = dict(connection.execute(
+        "SELECT rowid, body FROM texts WHERE rowid IN (SELECT value FROM json_each(?))", [shown]))
+    return [_hit(_summary(row), bodies[row[8]], row[7], terms) for row in rows]
 
 
-def _hit(row: Sequence, terms: list[Term]) -> SearchHit:
-    summary = _summary(row)
-    text, roles = row[7], row[8]
+def _hit(summary: ConversationSummary, text: str, roles: str, terms: list[Term]) -> SearchHit:
     parts = text.split(SEPARATOR)
     messages = ((_ROLES.get(letter, "message"), part) for letter, part in zip(roles, parts, strict=False))
     return SearchHit(summary, snippet(summary.title, messages, terms))
@@ -299,12 +304,8 @@ class _Runner:
     def __call__(self, query: sa.Select, values: dict | None = None) -> list[tuple]:
         known = self.compiled.get(id(query))
         if known is None or known[0] is not query:
-            known = self.compiled[id(query)] = (query, *_compiled(query))
+            compiled = query.compile(dialect=_SQLITE)
+            known = self.compiled[id(query)] = (query, str(compiled), compiled)
         _, text, compiled = known
         params = compiled.construct_params(values)
         return self.connection.execute(text, [params[name] for name in compiled.positiontup or ()]).fetchall()
-
-
-def _compiled(query: sa.Select) -> tuple[str, object]:
-    compiled = query.compile(dialect=_SQLITE)
-    return str(compiled), compiled

@@ -94,10 +94,8 @@ def tsquery(terms: Sequence[Term]) -> str:
     return " & ".join(parts)
 
 
-def _pattern(terms: Sequence[Term]) -> re.Pattern[str] | None:
+def _pattern(terms: Sequence[Term]) -> re.Pattern[str]:
     """Where a term matches in text, as the engines match it: at the start of a word."""
-    if not terms:
-        return None
     alternatives = []
     for term in terms:
         words = [re.escape(word) for word in term.words]
@@ -121,8 +119,8 @@ def _cut(text: str, start: int, end: int, match: tuple[int, int]) -> str:
 def snippet(title: str, messages: Iterable[tuple[str, str]], terms: Sequence[Term]) -> str:
     """The first match in a message (role, content) with context around it, labelled with the role;
     the title when no message holds a match."""
-    pattern = _pattern(terms)
-    if pattern is not None:
+    if terms:
+        pattern = _pattern(terms)
         for role, text in messages:
             found = pattern.search(text)
             if found is None:

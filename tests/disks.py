@@ -117,7 +117,7 @@ def snapshot(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, bytes | N
     found: dict[str, bytes | None] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        if relative.split("/")[0] in skip or relative.startswith(folder_index.INDEX_NAME):
+        if relative.split("/")[0] in {*skip, folder_index.INDEX_DIR}:
             continue
         found[relative] = None if path.is_dir() else path.read_bytes()
     return found

@@ -1,10 +1,12 @@
-"""The JSON folder's derived index (.index.sqlite): deleted, stale, corrupt, of another version, killed
-while written, in a folder that cannot hold it. The files stay the truth; the index only ever speeds up."""
+"""The JSON folder's derived index (.index/index.sqlite): deleted, stale, corrupt, of another version,
+killed while written, in a folder that cannot hold it, trusted by a new process only while the folder is
+unchanged. The files stay the truth; the index only ever speeds up."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +19,7 @@ import pytest
 from history import index
 from history.models import Conversation, make_message
 from history.stores import folder_index
-from history.stores.folder_index import INDEX_NAME
+from history.stores.folder_index import INDEX_DIR, INDEX_NAME
 from history.stores.json_store import JsonHistoryStore, encode
 from tests.disks import small_disk
 
@@ -41,6 +43,15 @@ def write_files(root: Path, count: int) -> None:
 def restarted(root: Path) -> JsonHistoryStore:
     folder_index.forget_all()  # as a new server process would start
     return JsonHistoryStore(root)
+
+
+def settled(root: Path, monkeypatch) -> list:
+    """The listing of a pass made once the folder's last change is older than its clock's grain (made
+    short here), so the pass records the folder's key for the next process to trust."""
+    monkeypatch.setattr(folder_index, "RACY_NS", 50_000_000)
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
+    time.sleep(0.06)
+    return JsonHistoryStore(root).list()
 
 
 @pytest.fixture
@@ -73,12 +84,66 @@ def test_files_changed_while_no_server_ran_are_read_again_and_only_they(folder):
     assert [h.id for h in store.search("offline")] == ["c00001"]
 
 
+def test_a_new_process_answers_from_an_unchanged_folder_before_checking_its_files(folder, monkeypatch):
+    listed = settled(folder, monkeypatch)
+    checks = []
+    monkeypatch.setattr(folder_index.FolderIndex, "_check_all", lambda *args: checks.append(args))
+    store = restarted(folder)
+    monkeypatch.setattr(os, "scandir", pytest.fail)
+    monkeypatch.setattr("history.stores.json_store.index_file", pytest.fail)
+    assert store.list() == listed
+    assert store.last_scan.background and not store.last_scan.full and store.last_scan.parsed == 0
+    assert [h.id for h in store.search("question 2")] == ["c00002"] and not store.last_scan.full
+    assert len(checks) == 1  # every file is still checked, in a thread
+
+
+def test_files_added_or_deleted_while_no_server_ran_are_seen_by_the_first_query(folder, monkeypatch):
+    settled(folder, monkeypatch)
+    (folder / "c00009.json").write_bytes(encode(conversation(9)))
+    (folder / "c00000.json").unlink()
+    store = restarted(folder)
+    assert [s.id for s in store.list()] == ["c00009", "c00002", "c00001"]
+    assert store.last_scan.full and store.last_scan.names == ["c00009.json"]
+
+
+def test_a_file_edited_in_place_while_no_server_ran_is_seen_once_the_full_check_ends(folder, monkeypatch):
+    settled(folder, monkeypatch)
+    path = folder / "c00001.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["messages"][0]["content"] = "Question about sintra"
+    with open(path, "r+", encoding="utf-8") as file:  # in place: the folder's own key stays the same
+        file.truncate()
+        file.write(json.dumps(data))
+    store = restarted(folder)
+    store.count()
+    assert store.last_scan.background
+    folder_index.index_for(folder).wait()
+    assert [h.id for h in store.search("sintra")] == ["c00001"]
+
+
+def test_a_folder_changed_just_before_the_last_pass_is_passed_in_full_by_the_next_process(folder):
+    store = restarted(folder)  # the fixture's files are younger than the folder clock's grain
+    assert store.count() == 3 and store.last_scan.full
+
+
+def test_a_background_check_that_fails_leaves_the_next_listing_to_check_every_file(folder, monkeypatch):
+    settled(folder, monkeypatch)
+
+    def failing(*args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(folder_index, "_entries", failing)
+    store = restarted(folder)
+    assert store.count() == 3 and store.last_scan.background
+    folder_index.index_for(folder).wait()
+    monkeypatch.undo()
+    assert store.count() == 3 and store.last_scan.full
+
+
 def test_a_deleted_index_is_built_again_from_the_files(folder):
     listed = JsonHistoryStore(folder).list()
     folder_index.forget_all()
-    for name in os.listdir(folder):
-        if name.startswith(INDEX_NAME):
-            os.unlink(folder / name)
+    shutil.rmtree(folder / INDEX_DIR)
     store = JsonHistoryStore(folder)
     assert store.list() == listed
     assert store.last_scan.rebuilt and store.last_scan.parsed == 3
@@ -117,14 +182,24 @@ def test_an_index_that_is_a_symbolic_link_is_never_followed(folder, tmp_path):
     folder_index.forget_all()
     elsewhere = tmp_path / "elsewhere.sqlite"
     (folder / INDEX_NAME).rename(elsewhere)
-    for name in os.listdir(folder):
-        if name.startswith(INDEX_NAME):
-            os.unlink(folder / name)
+    for name in os.listdir(folder / INDEX_DIR):
+        os.unlink(folder / INDEX_DIR / name)
     (folder / INDEX_NAME).symlink_to(elsewhere)
     before = elsewhere.read_bytes()
     store = JsonHistoryStore(folder)
     assert len(store.list()) == 3 and store.last_scan.in_memory
     assert elsewhere.read_bytes() == before
+
+
+def test_an_index_folder_that_is_a_symbolic_link_is_never_followed(folder, tmp_path):
+    folder_index.forget_all()
+    shutil.rmtree(folder / INDEX_DIR)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / INDEX_DIR).symlink_to(elsewhere)
+    store = JsonHistoryStore(folder)
+    assert len(store.list()) == 3 and store.last_scan.in_memory
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_read_only_folder_keeps_the_index_in_memory_and_still_lists_and_searches(tmp_path):
@@ -198,13 +273,14 @@ def test_a_big_build_reports_its_progress(tmp_path, monkeypatch):
     write_files(root, 30)
     monkeypatch.setattr(folder_index, "BATCH", 10)
     seen = []
-    original = folder_index.FolderIndex._write
+    original = index.write
 
-    def watching(self, batch, gone):
-        original(self, batch, gone)
-        seen.append(self.progress)
+    def watching(connection, entries, gone=(), folder=None):
+        original(connection, entries, gone, folder)
+        if entries:
+            seen.append(folder_index.index_for(root).progress)
 
-    monkeypatch.setattr(folder_index.FolderIndex, "_write", watching)
+    monkeypatch.setattr(index, "write", watching)
     store = restarted(root)
     assert store.progress() is None and store.count() == 30
     assert seen == [(0, 30), (10, 30), (20, 30)] and store.progress() is None
@@ -227,9 +303,7 @@ def test_an_index_deleted_or_moved_while_a_server_has_it_open_is_never_written_a
     folder.rename(moved)  # a sign-in moves an old history folder to its new name
     assert store.count() == 0  # the old name is empty now
     assert [s.id for s in JsonHistoryStore(moved).list()] == ["c00002", "c00001", "c00000"]
-    for name in os.listdir(moved):
-        if name.startswith(INDEX_NAME):
-            os.unlink(moved / name)
+    shutil.rmtree(moved / INDEX_DIR)
     again = JsonHistoryStore(moved)
     assert again.count() == 3 and again.last_scan.rebuilt and (moved / INDEX_NAME).is_file()
 

@@ -80,8 +80,8 @@ def test_a_full_pass_at_least_every_few_seconds_for_what_inotify_cannot_see(stor
 
 
 def test_without_inotify_every_query_is_a_full_pass_and_sees_every_change(tmp_path, monkeypatch):
-    monkeypatch.setattr(folder_watch, "_inotify", folder_watch._Inotify())
-    monkeypatch.setattr(folder_watch._inotify, "_failed", True)
+    monkeypatch.setattr(folder_watch, "inotify", folder_watch._Inotify())
+    monkeypatch.setattr(folder_watch.inotify, "_failed", True)
     root = tmp_path / "history"
     write_files(root, 3)
     store = restarted(root)

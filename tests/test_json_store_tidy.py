@@ -57,7 +57,7 @@ def test_every_folder_the_store_makes_is_0700_and_every_file_0600(tmp_path, wide
             "history/users/3f2a/.trash", "history/users/3f2a/.locks"} <= folders
     assert {name: mode for name, mode in found.items() if name in folders and mode != 0o700} == {}
     files = set(found) - folders
-    assert {"history/chat-1.json", "history/.trash/chat-2.json", "history/.index.sqlite"} <= files
+    assert {"history/chat-1.json", "history/.trash/chat-2.json", "history/.index/index.sqlite"} <= files
     assert any(name.startswith("history/.locks/") for name in files)
     assert {name: oct(mode) for name, mode in found.items() if name in files and mode != 0o600} == {}
 

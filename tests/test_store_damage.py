@@ -118,7 +118,7 @@ def state(*folders: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple
     for folder in folders:
         for path in folder.rglob("*"):
             relative = path.relative_to(folder)
-            if relative.parts[0] in {".locks", *skip} or relative.parts[0].startswith(".index.sqlite"):
+            if relative.parts[0] in {".locks", ".index", *skip}:
                 continue
             found[str(path)] = entry_state(path)
     return found

@@ -1,25 +1,27 @@
-"""The JSON folder's derived index (history/index.py) kept in step with its files, in `.index.sqlite`.
+"""The JSON folder's derived index (history/index.py) kept in step with its files, in `.index/`.
 
-Each entry carries its file's stat key (mtime_ns, size, inode): a listing checks the keys, and only
-files whose key changed since the index saw them are read again, so a file changed by hand or by
-another process is noticed. Where inotify watches the folder (history/stores/folder_watch.py) only
-the names it saw change are checked, with a full os.scandir pass at least every FULL_PASS_EVERY
-seconds and whenever events may have been lost; elsewhere every listing is a full pass. Writes are
-SQLite transactions (WAL): a crash while the index is written leaves it as it was before, and the
-next pass reads what changed meanwhile. A missing, corrupt or other-version index is built again
-from the files; a folder where it cannot be written (read-only, full) keeps one in memory for this
-process instead. One object per folder per process, shared by every session thread under one lock.
+Each entry carries its file's stat key (mtime_ns, size, inode); a pass reads again only the files
+whose key changed. With inotify (history/stores/folder_watch.py) a pass checks only the names it saw
+change, and every file at least every FULL_PASS_EVERY seconds and whenever events may have been lost.
+A full pass records the folder's own key as it was before it looked: every add, delete or rename in
+the folder changes it (each save is a rename), so a new process that finds it unchanged answers at
+once and checks every file in a thread; only a file edited in place while no process watched waits
+for that check. SQLite's -wal and -shm files come and go in `.index/`, leaving the folder's key alone.
+Writes are WAL transactions: a crash leaves the index as it was. A missing, corrupt or other-version
+index is built again; a folder that cannot hold it (read-only, full) gets one in memory instead.
+One object per folder per process, shared by every session thread under one lock.
 """
-
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -27,13 +29,16 @@ from typing import TypeVar
 from history import index
 from history.index import Entry, StatKey
 from history.models import Conversation
-from history.stores.atomic import O_NOFOLLOW, Unreadable
+from history.stores import folder_watch
+from history.stores.atomic import O_NOFOLLOW, Unreadable, private_dirs
 from history.stores.folder_scan import PerFolder, is_conversation_file, stat_key
-from history.stores.folder_watch import FolderWatch
 
-INDEX_NAME = ".index.sqlite"
+INDEX_DIR = ".index"
+INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
 BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
 FULL_PASS_EVERY = 30.0  # seconds; for the changes inotify cannot see (another machine's, on NFS)
+CHECK_AFTER = 1.0  # seconds; a new process's check of every file waits for its first page's queries
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its timestamp's grain
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -46,10 +51,10 @@ Reader = Callable[[str, os.stat_result], tuple[Conversation, bool, StatKey]]
 class ScanStats:
     """What the last pass did, so tests and benchmarks can see the index working."""
 
-    files: int = 0
     parsed: int = 0
     removed: int = 0
     full: bool = True  # every file's key was checked, not only the names the watch saw change
+    background: bool = False  # the folder was unchanged: every file's key is checked in a thread
     rebuilt: bool = False  # the index file was missing, damaged or of another version
     in_memory: bool = False  # the folder could not hold it
     names: list[str] = field(default_factory=list)  # the files that were read
@@ -66,13 +71,13 @@ class FolderIndex:
         self.progress: tuple[int, int] | None = None  # (read, to read) while a pass reads many files
         self.scanned = False
         self._connection: sqlite3.Connection | None = None
-        self._keys: dict[str, StatKey] = {}  # what the index holds, as this process last saw it
         self._in_memory = False
         self._rebuilt = False
         self._read: Reader | None = None
         self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
-        self._watch = FolderWatch(root)
         self._full_at: float | None = None  # when the last full pass began; None: the next one is full
+        self._trusted: StatKey | None = None  # the folder's key the index recorded, until the first pass
+        self._checker: threading.Thread | None = None
 
     def refresh(self, read: Reader) -> None:
         """One directory pass: read the files whose key changed, drop the ones that are gone."""
@@ -80,8 +85,7 @@ class FolderIndex:
             self._read = read
             stats = ScanStats()
             self._guarded(lambda: self._pass(read, stats), stats)
-            stats.rebuilt, self._rebuilt = self._rebuilt, False
-            stats.in_memory = self._in_memory
+            stats.rebuilt, stats.in_memory, self._rebuilt = self._rebuilt, self._in_memory, False
             self.stats, self.scanned = stats, True
 
     def query(self, run: Callable[[sqlite3.Connection], T]) -> T:
@@ -96,23 +100,23 @@ class FolderIndex:
 
     def record(self, name: str, info: os.stat_result, conversation: Conversation) -> None:
         """Index a file this process just wrote, so no pass needs to read it again."""
-        entry = Entry(name, stat_key(info), conversation)
-        with self.lock:
-            try:
-                self._write([entry], [])
-            except (sqlite3.Error, _Unusable):
-                self._keys.pop(name, None)  # the next pass reads the file instead
+        with self.lock, suppress(sqlite3.Error, _Unusable):  # else the next pass reads it: its key differs
+            index.write(self._open(), [Entry(name, stat_key(info), conversation)])
 
     def has(self, name: str) -> bool:
-        """Whether the last pass (or a write since) saw this file."""
-        with self.lock:
-            return name in self._keys
+        """Whether the index holds this file."""
+        return self.query(lambda connection: name in index.keys(connection, [name]))
+
+    def wait(self) -> None:
+        """Until the check of every file a new process started in a thread ends (tests, benchmarks)."""
+        if self._checker is not None:
+            self._checker.join()
 
     def close(self) -> None:
         with self.lock:
             if self._connection is not None:
                 self._connection.close()
-            self._connection, self._keys, self._full_at = None, {}, None
+            self._connection, self._full_at, self._trusted = None, None, None
 
     # Internals
 
@@ -129,7 +133,7 @@ class FolderIndex:
                 self._delete_files()
             else:
                 log.warning("Keeping the history index in memory: %s cannot be used (%s)", self.path, error)
-                self._to_memory()
+                self._connection, self._in_memory, self._full_at = _in_memory(), True, None
             if self._read is not None:
                 self._pass(self._read, stats or ScanStats())
             return run()
@@ -140,93 +144,61 @@ class FolderIndex:
         connection = self._open()
         watched = self._watched()
         full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
+        trusted, self._trusted = self._trusted, None
         if watched is None:
-            self._watch.start()  # before the pass: what changes during it is seen by the next one
+            folder_watch.inotify.watch(self.root)  # first, so any change after the key below is watched
             full_at = time.monotonic()
-            seen, changed = self._scan()
-            gone = [name for name in self._keys if name not in seen]
+        folder = _folder_key(self.root)
+        if watched is None and folder is not None and folder == trusted:
+            self._checker = threading.Timer(CHECK_AFTER, self._check_all, (read, connection))
+            self._checker.daemon = True
+            self._checker.start()
+            stats.background = True
         else:
-            seen, changed, gone = self._check(watched)
-        if changed:  # another process may have indexed them already
-            known = index.keys(connection, changed)
-            for name in changed:
-                if known.get(name) == seen[name]:
-                    self._keys[name] = known[name]
-            changed = {name: info for name, info in changed.items() if self._keys.get(name) != seen[name]}
-        names = list(changed)
-        total = len(names)
-        self.progress = (0, total) if total > BATCH else None
-        try:
-            for start in range(0, max(total, 1), BATCH):
-                part = names[start : start + BATCH]
-                batch = [entry for name in part if (entry := self._entry(read, name, changed[name], stats))]
-                self._write(batch, gone if start == 0 else [])
-                if self.progress is not None:
-                    self.progress = (min(start + BATCH, total), total)
-        finally:
-            self.progress = None
-        stats.files, stats.removed, stats.full = len(self._keys), len(gone), watched is None
+            self._apply(read, *_compare(self.root, index.keys(connection, watched), watched), stats)
+        if folder is not None and not self._in_memory and folder != index.folder_key(connection):
+            index.write(connection, [], folder=folder)
+        stats.full = watched is None and not stats.background
         self._full_at = full_at
 
-    def _scan(self) -> tuple[dict[str, StatKey], dict[str, os.stat_result]]:
-        """Every conversation file's key, and the directory entry of each whose key differs from the
-        index's. One loop, keeping no stat result of an unchanged file: it runs on every query."""
-        seen: dict[str, StatKey] = {}
-        changed: dict[str, os.stat_result] = {}
+    def _check_all(self, read: Reader, connection: sqlite3.Connection) -> None:
+        """The full pass of a new process, in a thread: keys compared without the lock, the changed
+        files read under it; if it fails, the next listing makes a full pass itself."""
         try:
-            entries = os.scandir(self.root)
-        except (FileNotFoundError, NotADirectoryError):
-            return seen, changed
-        known = self._keys.get
-        with entries:
-            for dir_entry in entries:
-                name = dir_entry.name
-                if not is_conversation_file(name):
-                    continue
-                try:
-                    info = dir_entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                key = seen[name] = stat_key(info)
-                if known(name) != key:
-                    changed[name] = info
-        return seen, changed
+            # A connection of its own, so queries go on meanwhile; read-only, so it never makes a file
+            with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=5.0)) as reader:
+                known = index.keys(reader)
+            changed, gone = _compare(self.root, known)
+            names = [*changed, *gone]
+            with self.lock:  # checked again: queries may have read some of them meanwhile
+                if self._connection is connection:  # else closed meanwhile: its successor checks
+                    self._apply(read, *_compare(self.root, index.keys(connection, names), names), ScanStats())
+        except Exception:
+            log.exception("Checking every file of %s in the background failed", self.root)
+            with self.lock:
+                self._full_at = None
+
+    def _apply(self, read: Reader, changed: dict[str, os.stat_result], gone: list[str], stats: ScanStats):
+        """Read the changed files and drop the gone ones, BATCH files per transaction."""
+        if gone:
+            index.write(self._open(), [], gone)
+        names, stats.removed = list(changed), len(gone)
+        self.progress = (0, len(names)) if len(names) > BATCH else None
+        try:
+            for start in range(0, len(names), BATCH):
+                part = names[start : start + BATCH]
+                entries = (self._entry(read, name, changed[name], stats) for name in part)
+                index.write(self._open(), [entry for entry in entries if entry is not None])
+                if self.progress is not None:
+                    self.progress = (min(start + BATCH, len(names)), len(names))
+        finally:
+            self.progress = None
 
     def _watched(self) -> set[str] | None:
         """The names the watch saw change since the last pass, or None if a full pass is due."""
         if self._full_at is None or time.monotonic() - self._full_at > FULL_PASS_EVERY:
             return None
-        return self._watch.changed()
-
-    def _check(self, names: Iterable[str]) -> tuple[dict[str, StatKey], dict[str, os.stat_result], list[str]]:
-        """As _scan, for the named files only: their keys, the changed ones' stat, and the gone ones."""
-        seen: dict[str, StatKey] = {}
-        changed: dict[str, os.stat_result] = {}
-        gone: list[str] = []
-        for name in names:
-            if not is_conversation_file(name):
-                continue
-            try:
-                info = os.lstat(self.root / name)
-            except FileNotFoundError:
-                if name in self._keys:
-                    gone.append(name)
-                continue
-            key = seen[name] = stat_key(info)
-            if self._keys.get(name) != key:
-                changed[name] = info
-        return seen, changed, gone
-
-    def _write(self, batch: list[Entry], gone: list[str]) -> None:
-        """One transaction, then what this process knows the index holds."""
-        if not batch and not gone:
-            return
-        connection = self._open()
-        index.write(connection, batch, gone)
-        for name in gone:
-            self._keys.pop(name, None)
-        for entry in batch:
-            self._keys[entry.name] = entry.key
+        return folder_watch.inotify.changed(self.root)
 
     def _entry(self, read: Reader, name: str, info: os.stat_result, stats: ScanStats) -> Entry | None:
         try:
@@ -245,14 +217,15 @@ class FolderIndex:
         if self._connection is not None:
             return self._connection
         if not self.root.is_dir():  # nothing saved yet: an empty index, until the folder exists
-            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            index.create(empty)
-            return empty
+            return _in_memory()
         # Made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
         try:
+            private_dirs(self.path.parent)
+            if not stat.S_ISDIR(os.lstat(self.path.parent).st_mode):  # a symbolic link is never followed
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.path.parent))
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o600))
             os.chmod(self.path, 0o600)
-        except OSError as error:  # a read-only folder, a symbolic link in its place
+        except OSError as error:  # a read-only folder, a symbolic link in the index's place
             raise _Unusable(str(error)) from error
         connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         try:
@@ -263,23 +236,68 @@ class FolderIndex:
                     raise _Foreign(f"{self.path} holds something else than this version's index")
                 index.create(connection)
                 self._rebuilt = True
-            keys = index.keys(connection)
+            self._trusted = index.folder_key(connection)
         except BaseException:
             connection.close()
             raise
-        self._connection, self._keys, self._opened = connection, keys, _identity(self.path)
+        self._connection, self._opened = connection, _identity(self.path)
         return connection
-
-    def _to_memory(self) -> None:
-        self._connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        index.create(self._connection)
-        self._keys, self._in_memory, self._full_at = {}, True, None
 
     def _delete_files(self) -> None:
         self._rebuilt = True
         for suffix in ("", "-wal", "-shm"):
             with suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
+
+
+def _compare(root: Path, known: dict[str, StatKey], names: Iterable[str] | None = None) -> tuple[
+        dict[str, os.stat_result], list[str]]:
+    """The stat of every conversation file (or named one) whose key differs from `known`, and the
+    known ones that are gone. Keeps no stat of an unchanged file: there may be 100,000."""
+    seen: set[str] = set()
+    changed: dict[str, os.stat_result] = {}
+    for name, info in _entries(root, names):
+        seen.add(name)
+        if known.get(name) != stat_key(info):
+            changed[name] = info
+    gone = [name for name in (known if names is None else names) if name not in seen and name in known]
+    return changed, gone
+
+
+def _entries(root: Path, names: Iterable[str] | None) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, lstat) of the named conversation files, or of every one in the folder (one os.scandir)."""
+    if names is not None:
+        for name in filter(is_conversation_file, names):
+            with suppress(FileNotFoundError):  # gone meanwhile
+                yield name, os.lstat(root / name)
+        return
+    try:
+        listing = os.scandir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with listing:
+        for entry in listing:
+            if is_conversation_file(entry.name):
+                with suppress(FileNotFoundError):
+                    yield entry.name, entry.stat(follow_symlinks=False)
+
+
+def _folder_key(root: Path) -> StatKey | None:
+    """The folder's own key (mtime_ns, ctime_ns, inode); None if unknown or too recent to tell apart
+    from a change made within the same tick of its clock."""
+    now = time.time_ns()
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    recent = now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
+    return None if recent else (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def _in_memory() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    index.create(connection)
+    return connection
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -304,12 +322,9 @@ _UNUSABLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"
 
 
 def _damaged(error: Exception) -> bool:
-    """Whether the index file is corrupt, foreign or half-made (rather than unwritable or busy)."""
-    if isinstance(error, _Foreign):
-        return True
-    if isinstance(error, sqlite3.Error):
-        return not (error.sqlite_errorname or "").startswith(_UNUSABLE)
-    return False  # _Unusable: a symbolic link, a folder that refuses files
+    """Whether the index file is corrupt, foreign or half-made (not unwritable, busy or a symbolic link)."""
+    unusable = isinstance(error, sqlite3.Error) and (error.sqlite_errorname or "").startswith(_UNUSABLE)
+    return not (unusable or isinstance(error, _Unusable))
 
 
 _indexes: PerFolder[FolderIndex] = PerFolder(FolderIndex)

@@ -12,7 +12,6 @@ from history.models import ConversationSummary
 
 SUFFIX = ".json"
 StatKey = tuple[int, int, int]
-UNKNOWN_KEY: StatKey = (-1, -1, -1)  # never equal to a real key, so the file is read again
 
 
 def is_conversation_file(name: str) -> bool:

@@ -40,29 +40,33 @@ class _Inotify:
         self._fd: int | None = None
         self._libc: ctypes.CDLL | None = None
         self._failed = False  # inotify is missing or refused once: never try again in this process
-        self._folders: dict[int, set[str] | None] = {}  # wd: names seen, or None once events were lost
-        self._roots: dict[int, Path] = {}  # wd: its folder, so a folder never takes another's names
+        self._names: dict[Path, set[str] | None] = {}  # per folder: names seen, or None once some were lost
+        self._roots: dict[int, Path] = {}  # wd: its folder
 
-    def watch(self, root: Path) -> int | None:
-        """A new watch of root (its names seen from now on), or None where inotify cannot watch it."""
+    def watch(self, root: Path) -> None:
+        """Begin (or begin again) to collect root's changes: what came before is the caller's to find."""
         with self.lock:
+            self._names.pop(root, None)
             if self._failed or not self._start():
-                return None
+                return
             wd = self._libc.inotify_add_watch(self._fd, os.fsencode(root), _WATCH)
             if wd < 0:
                 log.debug("Not watching %s: %s", root, os.strerror(ctypes.get_errno()))
-                return None
-            self._folders[wd], self._roots[wd] = set(), root  # watching a folder again starts afresh
-            return wd
+                return
+            self._read()  # events queued for an earlier watch of it are the caller's to find, not news
+            if self._roots.get(wd, root) != root:  # the same folder by another path: that one loses them
+                self._names[self._roots[wd]] = None
+            self._roots[wd], self._names[root] = root, set()
 
-    def take(self, wd: int, root: Path) -> set[str] | None:
-        """The names changed in root since the last take, or None if some may have been missed."""
+    def changed(self, root: Path) -> set[str] | None:
+        """Names created, changed, moved or deleted in root since the last call or watch(); None if
+        some may have been missed (or root is not watched)."""
         with self.lock:
-            self._read()
-            names = self._folders.get(wd)
-            if names is None or self._roots.get(wd) != root:
-                return None
-            self._folders[wd] = set()
+            if self._fd is not None:
+                self._read()
+            names = self._names.get(root)
+            if names is not None:
+                self._names[root] = set()
             return names
 
     def _start(self) -> bool:
@@ -91,33 +95,13 @@ class _Inotify:
                 wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
                 name = data[offset + _HEADER.size : offset + _HEADER.size + length].rstrip(b"\0")
                 offset += _HEADER.size + length
+                root = self._roots.get(wd)
                 if mask & _OVERFLOW:
-                    self._folders = dict.fromkeys(self._folders)  # every folder may have missed some
-                elif wd in self._folders and mask & _GONE:
-                    self._folders[wd] = None
-                elif (names := self._folders.get(wd)) is not None and mask & _NAMES:
+                    self._names = dict.fromkeys(self._names)  # every folder may have missed some
+                elif root in self._names and mask & _GONE:
+                    self._names[root] = None
+                elif (names := self._names.get(root)) is not None and mask & _NAMES:
                     names.add(os.fsdecode(name))
 
 
-_inotify = _Inotify()
-
-
-class FolderWatch:
-    """The changes to one folder's files since the last changed(); None when they are not known."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._wd: int | None = None
-
-    def start(self) -> None:
-        """Begin (or begin again) to collect changes: what came before is the caller's to find."""
-        self._wd = _inotify.watch(self.root)
-
-    def changed(self) -> set[str] | None:
-        """Names created, changed, moved or deleted since the last call or start(); None if unknown."""
-        if self._wd is None:
-            return None
-        names = _inotify.take(self._wd, self.root)
-        if names is None:
-            self._wd = None
-        return names
+inotify = _Inotify()  # read through the module at each call, so a test can put a fresh one in its place

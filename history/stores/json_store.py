@@ -59,7 +59,8 @@ TRASH_DIR = ".trash"
 # open (and may be waiting on) would let two writers hold "the same" lock (filelock's own caveat). A save
 # takes milliseconds, so two conversations that share a lock file barely ever wait for each other.
 LOCK_SLOTS = 256
-OLD_CACHES = (".index.json", ".search-index", ".insights-index")  # what .index.sqlite replaced
+OLD_CACHES = (".index.json", ".search-index", ".insights-index",  # what the index replaced, and where
+              ".index.sqlite", ".index.sqlite-wal", ".index.sqlite-shm")  # it was before .index/
 _SLOT_NAME = re.compile(r"^[0-9a-f]{2}\.lock$")
 T = TypeVar("T")
 
