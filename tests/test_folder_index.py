@@ -121,6 +121,19 @@ def test_a_file_edited_in_place_while_no_server_ran_is_seen_once_the_full_check_
     assert [h.id for h in store.search("sintra")] == ["c00001"]
 
 
+def test_closing_the_index_stops_a_check_still_waiting_to_start(folder, monkeypatch):
+    settled(folder, monkeypatch)
+    checks = []
+    monkeypatch.setattr(folder_index.FolderIndex, "_check_all", lambda *args: checks.append(args))
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 60.0)
+    store = restarted(folder)
+    assert store.count() == 3 and store.last_scan.background
+    waiting = folder_index.index_for(folder)
+    folder_index.forget_all()
+    waiting.wait()  # at once: the check was cancelled, not waited for
+    assert checks == []
+
+
 def test_a_folder_changed_just_before_the_last_pass_is_passed_in_full_by_the_next_process(folder):
     store = restarted(folder)  # the fixture's files are younger than the folder clock's grain
     assert store.count() == 3 and store.last_scan.full
@@ -202,7 +215,7 @@ def test_an_index_folder_that_is_a_symbolic_link_is_never_followed(folder, tmp_p
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_read_only_folder_keeps_the_index_in_memory_and_still_lists_and_searches(tmp_path):
+def test_a_read_only_folder_keeps_the_index_in_memory_and_still_lists_and_searches(tmp_path, monkeypatch):
     with small_disk(tmp_path / "disk") as disk:
         root = disk.path / "history"
         write_files(root, 4)  # files from elsewhere, never indexed
@@ -212,6 +225,8 @@ def test_a_read_only_folder_keeps_the_index_in_memory_and_still_lists_and_search
         assert store.last_scan.in_memory and not (root / INDEX_NAME).exists()
         assert [h.id for h in store.search("question 1")] == ["c00001"]
         assert len(store.insight_rows()) == 8
+        monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)  # no file for a check in a thread to read
+        assert store.count() == 4 and store.last_scan.full and not store.last_scan.background
 
 
 def test_a_full_disk_keeps_the_index_in_memory_and_saves_still_say_the_disk_is_full(tmp_path):

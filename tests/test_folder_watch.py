@@ -4,6 +4,7 @@ that could miss something: lost events, a folder moved away, no inotify, or time
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,72 @@ def test_a_folder_moved_away_and_replaced_is_passed_in_full(store, tmp_path):
     assert [hit.id for hit in store.search("braga")] == ["c00001"] and not store.last_scan.full
 
 
-def test_a_full_pass_at_least_every_few_seconds_for_what_inotify_cannot_see(store, monkeypatch):
+def unseen_edit(root: Path, n: int, text: str) -> None:
+    """An edit inotify cannot see (as from another machine over NFS): its events are discarded."""
+    edit_by_hand(root, n, text)
+    folder_watch.inotify.changed(root)
+
+
+def check_thread_only_scans(monkeypatch) -> list[threading.Thread]:
+    """Records the threads that list the folder, so a test can see no query waits for a full pass."""
+    callers, real = [], os.scandir
+
+    def scandir(path):
+        callers.append(threading.current_thread())
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return callers
+
+
+def test_every_file_is_checked_in_the_background_every_few_seconds_for_what_inotify_cannot_see(
+        store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    callers = check_thread_only_scans(monkeypatch)
+    unseen_edit(store.root, 2, "Question about coimbra")
+    assert store.count() == 5
+    assert not store.last_scan.full and store.last_scan.background and store.last_scan.parsed == 0
+    folder_index.index_for(store.root).wait()
+    monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 3600.0)
+    assert [hit.id for hit in store.search("coimbra")] == ["c00002"] and not store.last_scan.full
+    assert callers and threading.current_thread() not in callers
+
+
+def test_only_one_periodic_check_runs_at_a_time(store, monkeypatch):
+    monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    release, real = threading.Event(), folder_index._entries
+
+    def slow(root, names):
+        if names is None:  # every file: the check in a thread
+            release.wait(30)
+        return real(root, names)
+
+    monkeypatch.setattr(folder_index, "_entries", slow)
     store.count()
-    assert store.last_scan.full
+    assert store.last_scan.background
+    store.count()  # the first check still runs: no second one, and this query does not wait for it
+    assert not store.last_scan.background and not store.last_scan.full
+    release.set()
+    folder_index.index_for(store.root).wait()
+    store.count()
+    assert store.last_scan.background
+
+
+def test_a_periodic_check_that_fails_leaves_the_next_query_to_check_every_file(store, monkeypatch):
+    monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    real = folder_index._entries
+
+    def failing(root, names):
+        if names is None:
+            raise OSError(5, "Input/output error")
+        return real(root, names)
+
+    monkeypatch.setattr(folder_index, "_entries", failing)
+    unseen_edit(store.root, 3, "Question about viseu")
+    assert store.count() == 5 and store.last_scan.background
+    folder_index.index_for(store.root).wait()
+    monkeypatch.undo()
+    assert [hit.id for hit in store.search("viseu")] == ["c00003"] and store.last_scan.full
 
 
 def test_without_inotify_every_query_is_a_full_pass_and_sees_every_change(tmp_path, monkeypatch):
