@@ -54,6 +54,11 @@ def settled(root: Path, monkeypatch) -> list:
     return JsonHistoryStore(root).list()
 
 
+def checked(root: Path) -> None:
+    """Until the check of every file started in a thread ends."""
+    folder_index.index_for(root).checker.join()
+
+
 @pytest.fixture
 def folder(tmp_path) -> Path:
     root = tmp_path / "history"
@@ -117,7 +122,7 @@ def test_a_file_edited_in_place_while_no_server_ran_is_seen_once_the_full_check_
     store = restarted(folder)
     store.count()
     assert store.last_scan.background
-    folder_index.index_for(folder).wait()
+    checked(folder)
     assert [h.id for h in store.search("sintra")] == ["c00001"]
 
 
@@ -130,7 +135,7 @@ def test_closing_the_index_stops_a_check_still_waiting_to_start(folder, monkeypa
     assert store.count() == 3 and store.last_scan.background
     waiting = folder_index.index_for(folder)
     folder_index.forget_all()
-    waiting.wait()  # at once: the check was cancelled, not waited for
+    waiting.checker.join()  # at once: the check was cancelled, not waited for
     assert checks == []
 
 
@@ -148,7 +153,7 @@ def test_a_background_check_that_fails_leaves_the_next_listing_to_check_every_fi
     monkeypatch.setattr(folder_index, "_entries", failing)
     store = restarted(folder)
     assert store.count() == 3 and store.last_scan.background
-    folder_index.index_for(folder).wait()
+    checked(folder)
     monkeypatch.undo()
     assert store.count() == 3 and store.last_scan.full
 

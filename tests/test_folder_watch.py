@@ -11,7 +11,7 @@ import pytest
 
 from history.stores import folder_index, folder_watch
 from history.stores.json_store import JsonHistoryStore, encode
-from tests.test_folder_index import conversation, restarted, write_files
+from tests.test_folder_index import checked, conversation, restarted, write_files
 
 
 @pytest.fixture
@@ -95,11 +95,12 @@ def check_thread_only_scans(monkeypatch) -> list[threading.Thread]:
 def test_every_file_is_checked_in_the_background_every_few_seconds_for_what_inotify_cannot_see(
         store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
     callers = check_thread_only_scans(monkeypatch)
     unseen_edit(store.root, 2, "Question about coimbra")
     assert store.count() == 5
     assert not store.last_scan.full and store.last_scan.background and store.last_scan.parsed == 0
-    folder_index.index_for(store.root).wait()
+    checked(store.root)
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 3600.0)
     assert [hit.id for hit in store.search("coimbra")] == ["c00002"] and not store.last_scan.full
     assert callers and threading.current_thread() not in callers
@@ -107,6 +108,7 @@ def test_every_file_is_checked_in_the_background_every_few_seconds_for_what_inot
 
 def test_only_one_periodic_check_runs_at_a_time(store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
     release, real = threading.Event(), folder_index._entries
 
     def slow(root, names):
@@ -120,13 +122,14 @@ def test_only_one_periodic_check_runs_at_a_time(store, monkeypatch):
     store.count()  # the first check still runs: no second one, and this query does not wait for it
     assert not store.last_scan.background and not store.last_scan.full
     release.set()
-    folder_index.index_for(store.root).wait()
+    checked(store.root)
     store.count()
     assert store.last_scan.background
 
 
 def test_a_periodic_check_that_fails_leaves_the_next_query_to_check_every_file(store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
+    monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
     real = folder_index._entries
 
     def failing(root, names):
@@ -137,7 +140,7 @@ def test_a_periodic_check_that_fails_leaves_the_next_query_to_check_every_file(s
     monkeypatch.setattr(folder_index, "_entries", failing)
     unseen_edit(store.root, 3, "Question about viseu")
     assert store.count() == 5 and store.last_scan.background
-    folder_index.index_for(store.root).wait()
+    checked(store.root)
     monkeypatch.undo()
     assert [hit.id for hit in store.search("viseu")] == ["c00003"] and store.last_scan.full
 

@@ -2,13 +2,15 @@
 
 Each entry carries its file's stat key (mtime_ns, size, inode); a pass reads again only the files
 whose key changed. With inotify (history/stores/folder_watch.py) a pass checks only the names it saw
-change, and every file at least every FULL_PASS_EVERY seconds and whenever events may have been lost.
+change, and every file whenever events may have been lost; what inotify cannot see (another machine's
+changes, over NFS) a check of every file in a thread finds every FULL_PASS_EVERY seconds, no query
+waiting for it (an index in memory has no file for a thread to open: a query checks them there).
 A full pass records the folder's own key as it was before it looked: every add, delete or rename in
 the folder changes it (each save is a rename), so a new process that finds it unchanged answers at
-once and checks every file in a thread; only a file edited in place while no process watched waits
-for that check. SQLite's -wal and -shm files come and go in `.index/`, leaving the folder's key alone.
-Writes are WAL transactions: a crash leaves the index as it was. A missing, corrupt or other-version
-index is built again; a folder that cannot hold it (read-only, full) gets one in memory instead.
+once and starts that check; only a file edited in place while no process watched waits for it.
+SQLite's -wal and -shm files come and go in `.index/`, leaving the folder's key alone. Writes are WAL
+transactions: a crash leaves the index as it was. A missing, corrupt or other-version index is built
+again; a folder that cannot hold it (read-only, full) gets one in memory instead.
 One object per folder per process, shared by every session thread under one lock.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ INDEX_DIR = ".index"
 INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
 BATCH = 500  # files read per transaction while building, so progress shows and a crash keeps the rest
 FULL_PASS_EVERY = 30.0  # seconds; for the changes inotify cannot see (another machine's, on NFS)
-CHECK_AFTER = 1.0  # seconds; a new process's check of every file waits for its first page's queries
+CHECK_AFTER = 1.0  # seconds; a check of every file in a thread waits for its page's other queries
 RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its timestamp's grain
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class ScanStats:
     parsed: int = 0
     removed: int = 0
     full: bool = True  # every file's key was checked, not only the names the watch saw change
-    background: bool = False  # the folder was unchanged: every file's key is checked in a thread
+    background: bool = False  # every file's key is checked in a thread: the folder was unchanged, or periodic
     rebuilt: bool = False  # the index file was missing, damaged or of another version
     in_memory: bool = False  # the folder could not hold it
     names: list[str] = field(default_factory=list)  # the files that were read
@@ -77,7 +79,7 @@ class FolderIndex:
         self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
         self._full_at: float | None = None  # when the last full pass began; None: the next one is full
         self._trusted: StatKey | None = None  # the folder's key the index recorded, until the first pass
-        self._checker: threading.Thread | None = None
+        self.checker: threading.Timer | None = None  # the last check of every file in a thread
 
     def refresh(self, read: Reader) -> None:
         """One directory pass: read the files whose key changed, drop the ones that are gone."""
@@ -107,13 +109,10 @@ class FolderIndex:
         """Whether the index holds this file."""
         return self.query(lambda connection: name in index.keys(connection, [name]))
 
-    def wait(self) -> None:
-        """Until the check of every file a new process started in a thread ends (tests, benchmarks)."""
-        if self._checker is not None:
-            self._checker.join()
-
     def close(self) -> None:
         with self.lock:
+            if self.checker is not None:
+                self.checker.cancel()  # if still waiting; one running finds its connection gone and stops
             if self._connection is not None:
                 self._connection.close()
             self._connection, self._full_at, self._trusted = None, None, None
@@ -142,28 +141,35 @@ class FolderIndex:
         if self._connection is not None and not self._in_memory and self._opened != _identity(self.path):
             self.close()  # deleted, replaced or moved away with its folder: never write to that file again
         connection = self._open()
-        watched = self._watched()
         full_at, self._full_at = self._full_at, None  # until this pass succeeds, the next one is full
         trusted, self._trusted = self._trusted, None
+        due = full_at is None or time.monotonic() - full_at > FULL_PASS_EVERY
+        # The periodic pass runs in a thread (the watch's names meanwhile) if a thread can open the file
+        periodic = due and full_at is not None and connection is self._connection and not self._in_memory
+        watched = None if due and not periodic else folder_watch.inotify.changed(self.root)
         if watched is None:
             folder_watch.inotify.watch(self.root)  # first, so any change after the key below is watched
             full_at = time.monotonic()
         folder = _folder_key(self.root)
-        if watched is None and folder is not None and folder == trusted:
-            self._checker = threading.Timer(CHECK_AFTER, self._check_all, (read, connection))
-            self._checker.daemon = True
-            self._checker.start()
-            stats.background = True
-        else:
+        first = watched is None and folder is not None and folder == trusted  # a new process's, unchanged
+        checking = self.checker is not None and self.checker.is_alive()  # only one check at a time
+        if checking or not first:
             self._apply(read, *_compare(self.root, index.keys(connection, watched), watched), stats)
+        if not checking and (first or (periodic and watched is not None)):
+            self.checker = threading.Timer(CHECK_AFTER, self._check_all, (read, connection))
+            self.checker.daemon = True
+            self.checker.start()
+            stats.background = True
+            full_at = time.monotonic()
         if folder is not None and not self._in_memory and folder != index.folder_key(connection):
             index.write(connection, [], folder=folder)
         stats.full = watched is None and not stats.background
         self._full_at = full_at
 
     def _check_all(self, read: Reader, connection: sqlite3.Connection) -> None:
-        """The full pass of a new process, in a thread: keys compared without the lock, the changed
-        files read under it; if it fails, the next listing makes a full pass itself."""
+        """A full pass in a thread (a new process's first, then every FULL_PASS_EVERY seconds): keys
+        compared without the lock, the changed files read under it; if it fails, the next listing
+        makes a full pass itself."""
         try:
             # A connection of its own, so queries go on meanwhile; read-only, so it never makes a file
             with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=5.0)) as reader:
@@ -193,12 +199,6 @@ class FolderIndex:
                     self.progress = (min(start + BATCH, len(names)), len(names))
         finally:
             self.progress = None
-
-    def _watched(self) -> set[str] | None:
-        """The names the watch saw change since the last pass, or None if a full pass is due."""
-        if self._full_at is None or time.monotonic() - self._full_at > FULL_PASS_EVERY:
-            return None
-        return folder_watch.inotify.changed(self.root)
 
     def _entry(self, read: Reader, name: str, info: os.stat_result, stats: ScanStats) -> Entry | None:
         try:
