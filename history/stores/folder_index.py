@@ -151,7 +151,7 @@ class FolderIndex:
             folder_watch.inotify.watch(self.root)  # first, so any change after the key below is watched
             full_at = time.monotonic()
         folder = _folder_key(self.root)
-        first = watched is None and folder is not None and folder == trusted  # a new process's, unchanged
+        first = watched is None and folder is not None and folder == trusted  # new process, unchanged folder
         checking = self.checker is not None and self.checker.is_alive()  # only one check at a time
         if checking or not first:
             self._apply(read, *_compare(self.root, index.keys(connection, watched), watched), stats)
