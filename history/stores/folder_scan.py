@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from history.index import StatKey
 from history.models import ConversationSummary
 
 SUFFIX = ".json"
-StatKey = tuple[int, int, int]
 
 
 def is_conversation_file(name: str) -> bool:
