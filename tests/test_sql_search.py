@@ -306,6 +306,31 @@ def test_pages_counts_and_search_skip_the_rows_a_listing_cannot_read_and_name_th
     assert [s.id for s in store.page(3, 2)] == [s.id for s in store.page()][2:5]
 
 
+def test_a_version_3_database_searches_only_each_owners_live_conversations(sql_backend):
+    target = sql_backend.target
+    alice, bob = sql_backend.store("users/alice"), sql_backend.store("users/bob")
+    saved(alice, "mine", user("alice's bread"))
+    saved(alice, "gone", user("stale bread"))
+    alice.delete("gone")
+    saved(bob, "theirs", user("bob's bread"))
+    with engine_for(target).begin() as connection:  # the search table as versions 2 and 3 made it
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("DROP INDEX chatbot_search_owner"))
+            for change in ("DROP COLUMN live_owner", "ALTER COLUMN document SET STORAGE EXTENDED"):
+                connection.execute(sa.text(f"ALTER TABLE chatbot_search {change}"))
+        connection.execute(sa.text("UPDATE chatbot_schema_meta SET value = '3'"))
+    sql_schema._upgraded.discard(engine_for(target))  # as a newly started server
+
+    assert upgrade(target) == 3
+    alice, bob = SqlHistoryStore(target, "users/alice"), SqlHistoryStore(target, "users/bob")
+    assert found(alice, "bread") == ["mine"] and found(bob, "bread") == ["theirs"]
+    alice.restore("gone")
+    bob.delete("theirs")
+    assert found(alice, "bread") == ["gone", "mine"] and found(bob, "bread") == []
+    saved(bob, "new", user("fresh bread"))
+    assert found(bob, "bread") == ["new"] and found(alice, "fresh") == []
+
+
 def test_a_version_1_database_gets_search_and_insights_for_what_it_holds(sql_backend):
     target = sql_backend.target
     kept = Conversation(id="old", title="Kept from before", messages=[

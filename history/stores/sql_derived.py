@@ -2,14 +2,15 @@
 
 The tables (made by the upgrade steps of history/stores/sql_schema.py, filled here from the conversations):
 - `chatbot_search` (version 2): each conversation's words. PostgreSQL: a tsvector (`document`, the title's
-  words weighted A) with a GIN index; SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
+  words weighted A) with a GIN index, kept in the row uncompressed (version 4), and (version 4) `live_owner`;
+  SQLite: an FTS5 table (`title`, `body`) whose rowid is the serial.
 - `chatbot_insight_rows` (version 2): history.insights.message_rows() of each conversation, by serial and
   position, and (version 3) its derived_values, which the Insights aggregates group by; (version 4) partial
   indexes on the model's times, of which the percentiles read a few values per day in order.
 - `chatbot_insight_days` (version 4): history.insight_queries.day_totals of each conversation, one row per
   UTC day it has messages on (day NULL: undated), which the Insights counts sum.
-Both Insights tables hold `live_owner`, the owner while the conversation is live (NULL in the trash), so
-Insights reads them alone.
+The Insights tables and PostgreSQL's search table hold `live_owner`, the owner while the conversation is live
+(NULL in the trash), so Insights reads them alone and a search ranks only the owner's matches.
 """
 
 from __future__ import annotations
@@ -78,9 +79,17 @@ sa.Index(f"{PREFIX}insight_days_owner", insight_days.c.live_owner, insight_days.
 SEARCH = f"{PREFIX}search"
 postgres_metadata = sa.MetaData()  # the search table of PostgreSQL; SQLite's FTS5 needs DDL of its own
 search_vectors = sa.Table(
-    SEARCH, postgres_metadata, serial_of_conversation(), sa.Column("document", TSVECTOR, nullable=False)
+    SEARCH,
+    postgres_metadata,
+    serial_of_conversation(),
+    sa.Column("document", TSVECTOR, nullable=False),
+    sa.Column("live_owner", sa.String(200)),
 )
 sa.Index(f"{PREFIX}search_document", search_vectors.c.document, postgresql_using="gin")
+sa.Index(f"{PREFIX}search_owner", search_vectors.c.live_owner)  # a small owner's rows in a shared database
+# A document (~4 kB for 20 messages) kept in its row, not compressed out of line (pglz barely shrinks it): a
+# search reads every match's document to check and rank it, which out of line costs a TOAST look-up each
+_INLINE = f"ALTER TABLE {SEARCH} ALTER COLUMN document SET STORAGE MAIN"
 search_texts = sa.table(SEARCH, sa.column("rowid"), sa.column("title"), sa.column("body"))  # SQLite's FTS5
 _FTS5_TABLE = f"CREATE VIRTUAL TABLE {SEARCH} USING fts5(title, body, tokenize = '{FTS5_TOKENIZE}')"
 
@@ -115,14 +124,20 @@ def add_search(connection: Connection) -> None:
     fill(connection, texts=True, insights=False)
 
 
-def rebuild_insights(connection: Connection) -> None:
-    """The Insights tables made again and filled from the conversations saved so far (version 4)."""
-    for table in (insight_rows, insight_days):
+def rebuild(connection: Connection) -> None:
+    """The Insights tables, and PostgreSQL's search table, made again and filled from the conversations
+    saved so far (version 4)."""
+    postgres = connection.dialect.name == "postgresql"
+    tables = [insight_rows, insight_days, *([search_vectors] if postgres else [])]
+    for table in tables:
         table.drop(connection, checkfirst=True)
+    for table in tables[:2]:
         table.create(connection)
-    fill(connection, texts=False, insights=True)
-    if connection.dialect.name == "postgresql":  # statistics now, not at autovacuum's next round: without
-        for table in (insight_rows, insight_days):  # them the planner picks the wrong percentile index
+    if postgres:
+        _create_search(connection)
+    fill(connection, texts=postgres, insights=True)
+    if postgres:  # statistics now, not at autovacuum's next round: without them the planner picks the
+        for table in tables:  # wrong percentile index, and the owner's share of the search table
             connection.exec_driver_sql(f"ANALYZE {table.name}")
 
 
@@ -131,6 +146,7 @@ def _create_search(connection: Connection) -> None:
         connection.exec_driver_sql(_FTS5_TABLE)
     else:
         postgres_metadata.create_all(connection)
+        connection.exec_driver_sql(_INLINE)
 
 
 @dataclass(frozen=True)
@@ -155,13 +171,15 @@ def derived(conversation: Conversation) -> Derived:
 def save(connection: Connection, serial: int, owner: str, before: Derived | None, after: Derived) -> None:
     """Bring a live conversation's derived rows from `before` (None: it has none yet) to `after`."""
     if before is None or (before.title, before.contents) != (after.title, after.contents):
-        _save_text(connection, serial, after, replace=before is not None)
+        _save_text(connection, serial, owner, after, replace=before is not None)
     _save_insights(connection, serial, owner, before, after)
 
 
 def set_live_owner(connection: Connection, serial: int, owner: str | None) -> None:
-    """Count a conversation in its owner's Insights (restored) or not (None: moved to the trash)."""
-    for table in (insight_rows, insight_days):
+    """Count a conversation in its owner's Insights and searches (restored) or not (None: moved to the
+    trash)."""
+    postgres = connection.dialect.name == "postgresql"
+    for table in (insight_rows, insight_days, *([search_vectors] if postgres else [])):
         where = table.c.conversation_serial == serial
         connection.execute(sa.update(table).where(where).values(live_owner=owner))
 
@@ -182,14 +200,16 @@ def fill(connection: Connection, *, texts: bool, insights: bool) -> None:
         rows = {row["serial"]: row for row in connection.execute(query).mappings()}
         for serial, conversation in readable_conversations(connection, list(rows.values())).items():
             made = derived(conversation)  # an unreadable one is never searched or counted
+            owner = rows[serial]["owner"] if rows[serial]["deleted_at"] is None else None
             if texts:
-                _save_text(connection, serial, made, replace=False)
+                _save_text(connection, serial, owner, made, replace=False)
             if insights:
-                owner = rows[serial]["owner"] if rows[serial]["deleted_at"] is None else None
                 _save_insights(connection, serial, owner, None, made)
 
 
-def _save_text(connection: Connection, serial: int, text: Derived, *, replace: bool) -> None:
+def _save_text(
+    connection: Connection, serial: int, owner: str | None, text: Derived, *, replace: bool
+) -> None:
     if connection.dialect.name == "sqlite":  # FTS5 has no foreign key: a row deleted by hand leaves its text
         connection.execute(sa.delete(search_texts).where(search_texts.c.rowid == serial))
         values = {"rowid": serial, "title": text.title, "body": body(text.contents)}
@@ -198,7 +218,8 @@ def _save_text(connection: Connection, serial: int, text: Derived, *, replace: b
     if replace:
         connection.execute(sa.delete(search_vectors).where(search_vectors.c.conversation_serial == serial))
     document = sa.cast(document_text(text.title, text.contents), TSVECTOR)
-    connection.execute(sa.insert(search_vectors).values(conversation_serial=serial, document=document))
+    values = {"conversation_serial": serial, "document": document, "live_owner": owner}
+    connection.execute(sa.insert(search_vectors).values(**values))
 
 
 def document_text(title: str, contents: list[str]) -> str:
@@ -250,9 +271,10 @@ def _named(names: Sequence[str], rows: list[tuple]) -> Callable[[int], dict]:
 
 
 def search_query(
-    dialect: str, columns: Sequence, where: sa.ColumnElement, terms: Sequence[Term]
+    dialect: str, owner: str, columns: Sequence, where: sa.ColumnElement, terms: Sequence[Term]
 ) -> sa.Select:
-    """The matching conversations' columns, most relevant first (order ties are for the caller)."""
+    """The owner's matching conversations' columns (`where` selects among them), most relevant first (order
+    ties are for the caller)."""
     if dialect == "sqlite":
         match = sa.literal_column(SEARCH).op("MATCH")(fts5_query(terms))
         joined = search_texts.join(conversations, _c.serial == search_texts.c.rowid)
@@ -261,9 +283,14 @@ def search_query(
     document = search_vectors.c.document
     length = sa.func.ln(1 + sa.func.length(document))
     rank = sa.func.ts_rank(_TS_WEIGHTS, document, query, 0) / (1 + _TS_LENGTH * length)
-    joined = search_vectors.join(conversations, _c.serial == search_vectors.c.conversation_serial)
-    matching = sa.select(*columns).select_from(joined).where(where, document.op("@@")(query))
-    return matching.order_by(rank.desc())
+    # The owner's matches are found and ranked first, on their own (MATERIALIZED): joined in one query, the
+    # planner takes the listing's checks in `where` (functions of unknown selectivity) to pass a handful of
+    # conversations and tests every one's document in turn instead of asking the GIN index
+    hits = sa.select(search_vectors.c.conversation_serial, rank.label("rank"))
+    hits = hits.where(search_vectors.c.live_owner == owner, document.op("@@")(query))
+    hits = hits.cte("hits").prefix_with("MATERIALIZED")
+    joined = hits.join(conversations, _c.serial == hits.c.conversation_serial)
+    return sa.select(*columns).select_from(joined).where(where).order_by(hits.c.rank.desc())
 
 
 def snippets(connection: Connection, hits: list[tuple[int, str]], terms: Sequence[Term]) -> list[str]:

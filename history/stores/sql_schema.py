@@ -130,10 +130,11 @@ def _search(connection: Connection) -> None:
 
 
 def _insights(connection: Connection) -> None:
-    """Version 4: the Insights tables again, with their live owner and indexes, and the day totals."""
+    """Version 4: the Insights tables again, with their live owner and indexes, and the day totals; on
+    PostgreSQL the search table again, with its live owner, the documents kept in their rows."""
     from history.stores import sql_derived
 
-    sql_derived.rebuild_insights(connection)
+    sql_derived.rebuild(connection)
 
 
 # Upgrade steps for databases made by an older version: STEPS[n] takes version n - 1 to n (version 3's

@@ -128,7 +128,8 @@ class SqlHistoryStore(HistoryStore):
         if not terms:
             return [SearchHit(summary, "") for summary in self.page(limit, offset, days=days)]
         dialect = self.engine.dialect.name
-        ranked = sql_derived.search_query(dialect, (_c.serial, *_SUMMARY_COLUMNS), self._live(days), terms)
+        columns = (_c.serial, *_SUMMARY_COLUMNS)
+        ranked = sql_derived.search_query(dialect, self.owner, columns, self._live(days), terms)
         with transaction(self.engine, write=False) as connection:
             rows = connection.execute(self._newest(ranked, limit, offset)).all()
             found = [(row[0], entry) for row in rows if not isinstance(entry := listing_entry(row[1:]), str)]
