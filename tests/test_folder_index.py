@@ -150,7 +150,7 @@ def test_a_background_check_that_fails_leaves_the_next_listing_to_check_every_fi
     def failing(*args):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(folder_index, "_entries", failing)
+    monkeypatch.setattr(folder_index, "conversation_files", failing)
     store = restarted(folder)
     assert store.count() == 3 and store.last_scan.background
     checked(folder)

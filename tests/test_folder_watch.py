@@ -109,14 +109,14 @@ def test_every_file_is_checked_in_the_background_every_few_seconds_for_what_inot
 def test_only_one_periodic_check_runs_at_a_time(store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
     monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
-    release, real = threading.Event(), folder_index._entries
+    release, real = threading.Event(), folder_index.conversation_files
 
     def slow(root, names):
         if names is None:  # every file: the check in a thread
             release.wait(30)
         return real(root, names)
 
-    monkeypatch.setattr(folder_index, "_entries", slow)
+    monkeypatch.setattr(folder_index, "conversation_files", slow)
     store.count()
     assert store.last_scan.background
     store.count()  # the first check still runs: no second one, and this query does not wait for it
@@ -130,14 +130,14 @@ def test_only_one_periodic_check_runs_at_a_time(store, monkeypatch):
 def test_a_periodic_check_that_fails_leaves_the_next_query_to_check_every_file(store, monkeypatch):
     monkeypatch.setattr(folder_index, "FULL_PASS_EVERY", 0.0)
     monkeypatch.setattr(folder_index, "CHECK_AFTER", 0.0)
-    real = folder_index._entries
+    real = folder_index.conversation_files
 
     def failing(root, names):
         if names is None:
             raise OSError(5, "Input/output error")
         return real(root, names)
 
-    monkeypatch.setattr(folder_index, "_entries", failing)
+    monkeypatch.setattr(folder_index, "conversation_files", failing)
     unseen_edit(store.root, 3, "Question about viseu")
     assert store.count() == 5 and store.last_scan.background
     checked(store.root)

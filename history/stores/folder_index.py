@@ -22,7 +22,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ from history.index import Entry, StatKey
 from history.models import Conversation
 from history.stores import folder_watch
 from history.stores.atomic import O_NOFOLLOW, Unreadable, private_dirs
-from history.stores.folder_scan import PerFolder, is_conversation_file, stat_key
+from history.stores.folder_scan import PerFolder, conversation_files, stat_key
 
 INDEX_DIR = ".index"
 INDEX_NAME = f"{INDEX_DIR}/index.sqlite"
@@ -256,30 +256,12 @@ def _compare(root: Path, known: dict[str, StatKey], names: Iterable[str] | None 
     known ones that are gone. Keeps no stat of an unchanged file: there may be 100,000."""
     seen: set[str] = set()
     changed: dict[str, os.stat_result] = {}
-    for name, info in _entries(root, names):
+    for name, info in conversation_files(root, names):
         seen.add(name)
         if known.get(name) != stat_key(info):
             changed[name] = info
     gone = [name for name in (known if names is None else names) if name not in seen and name in known]
     return changed, gone
-
-
-def _entries(root: Path, names: Iterable[str] | None) -> Iterator[tuple[str, os.stat_result]]:
-    """(name, lstat) of the named conversation files, or of every one in the folder (one os.scandir)."""
-    if names is not None:
-        for name in filter(is_conversation_file, names):
-            with suppress(FileNotFoundError):  # gone meanwhile
-                yield name, os.lstat(root / name)
-        return
-    try:
-        listing = os.scandir(root)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    with listing:
-        for entry in listing:
-            if is_conversation_file(entry.name):
-                with suppress(FileNotFoundError):
-                    yield entry.name, entry.stat(follow_symlinks=False)
 
 
 def _folder_key(root: Path) -> StatKey | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -22,6 +23,26 @@ def is_conversation_file(name: str) -> bool:
 # Unreadable with a reason for the user, or FileNotFoundError if it vanished meanwhile.
 Parser = Callable[[str, os.stat_result], tuple[ConversationSummary, StatKey]]
 T = TypeVar("T")
+
+
+def conversation_files(
+    root: Path, names: Iterable[str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, lstat) of the named conversation files, or of every one in the folder (one os.scandir)."""
+    if names is not None:
+        for name in filter(is_conversation_file, names):
+            with suppress(FileNotFoundError):  # gone meanwhile
+                yield name, os.lstat(root / name)
+        return
+    try:
+        listing = os.scandir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with listing:
+        for entry in listing:
+            if is_conversation_file(entry.name):
+                with suppress(FileNotFoundError):
+                    yield entry.name, entry.stat(follow_symlinks=False)
 
 
 def stat_key(info: os.stat_result) -> StatKey:

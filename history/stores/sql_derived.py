@@ -128,7 +128,7 @@ def rebuild(connection: Connection) -> None:
     """The Insights tables, and PostgreSQL's search table, made again and filled from the conversations
     saved so far (version 4)."""
     postgres = connection.dialect.name == "postgresql"
-    tables = [insight_rows, insight_days, *([search_vectors] if postgres else [])]
+    tables = _with_live_owner(connection)
     for table in tables:
         table.drop(connection, checkfirst=True)
     for table in tables[:2]:
@@ -139,6 +139,12 @@ def rebuild(connection: Connection) -> None:
     if postgres:  # statistics now, not at autovacuum's next round: without them the planner picks the
         for table in tables:  # wrong percentile index, and the owner's share of the search table
             connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def _with_live_owner(connection: Connection) -> list[sa.Table]:
+    """The derived tables that carry `live_owner`: the Insights tables, and PostgreSQL's search table."""
+    postgres = connection.dialect.name == "postgresql"
+    return [insight_rows, insight_days, *([search_vectors] if postgres else [])]
 
 
 def _create_search(connection: Connection) -> None:
@@ -178,8 +184,7 @@ def save(connection: Connection, serial: int, owner: str, before: Derived | None
 def set_live_owner(connection: Connection, serial: int, owner: str | None) -> None:
     """Count a conversation in its owner's Insights and searches (restored) or not (None: moved to the
     trash)."""
-    postgres = connection.dialect.name == "postgresql"
-    for table in (insight_rows, insight_days, *([search_vectors] if postgres else [])):
+    for table in _with_live_owner(connection):
         where = table.c.conversation_serial == serial
         connection.execute(sa.update(table).where(where).values(live_owner=owner))
 

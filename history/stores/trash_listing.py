@@ -15,7 +15,7 @@ from pathlib import Path
 
 from history.models import ConversationSummary
 from history.stores.atomic import Unreadable
-from history.stores.folder_scan import Parser, PerFolder, StatKey, is_conversation_file, stat_key
+from history.stores.folder_scan import Parser, PerFolder, StatKey, conversation_files, stat_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class TrashListing:
             stats = TrashScan()
             found: list[Trashed] = []
             seen: dict[str, tuple[StatKey, ConversationSummary | None]] = {}
-            for name, info in self._scan():
+            for name, info in conversation_files(self.folder):
                 key = stat_key(info)
                 cached = self._entries.get(name)
                 if cached is None or cached[0] != key:
@@ -62,22 +62,6 @@ class TrashListing:
             stats.files = len(found)
             self.stats = stats
         found.sort(key=lambda item: (item.deleted_ns, item.name), reverse=True)
-        return found
-
-    def _scan(self) -> list[tuple[str, os.stat_result]]:
-        try:
-            entries = os.scandir(self.folder)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        found = []
-        with entries:
-            for entry in entries:
-                if not is_conversation_file(entry.name):
-                    continue
-                try:
-                    found.append((entry.name, entry.stat(follow_symlinks=False)))
-                except FileNotFoundError:
-                    continue  # restored or purged since the folder was read
         return found
 
     @staticmethod
