@@ -174,7 +174,7 @@ def render(app: App) -> None:
     if query.strip():
         table = search_table(app.store.search(query, wanted + 1, days=days))
     else:
-        table = conversations_table(app.store.page(wanted + 1, days=days), ordered=True)
+        table = conversations_table(app.store.page(wanted + 1, days=days))
     more, table = len(table) > wanted, table.head(wanted)
     if table.empty:
         st.info(

@@ -48,10 +48,7 @@ def session(store: JsonHistoryStore) -> str:
 
 def first_page(store: JsonHistoryStore) -> str:
     """The History table as first shown: a page of 100 now, every conversation before."""
-    if DESIGN == "new":
-        table = conversations_table(store.page(100), ordered=True)
-    else:
-        table = conversations_table(store.list())
+    table = conversations_table(store.page(100) if DESIGN == "new" else store.list())
     return f"{len(table):,} rows"
 
 

@@ -18,6 +18,7 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
+from history.listing import utc_times
 from history.models import Conversation
 from history.transfer.csv_cells import spreadsheet_safe
 
@@ -104,7 +105,7 @@ def derived_values(rows: list[tuple]) -> list[tuple]:
     the stores' SQL aggregates agree with the pandas figures (None where the frame has NaT or NA)."""
     if not rows:
         return []
-    times = _times([row[1] for row in rows]).tz_localize(None).to_numpy(dtype="datetime64[us]")
+    times = utc_times([row[1] for row in rows]).tz_localize(None).to_numpy(dtype="datetime64[us]")
     known = ~np.isnat(times)
     days = times.astype("datetime64[D]")
     numbers = [np.where(known, values.astype(np.int64), 0).tolist()
@@ -131,12 +132,6 @@ def _ints(values: list) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, floats).astype(np.int32), missing)
 
 
-def _times(values: list) -> pd.DatetimeIndex:
-    """ISO-8601 texts as UTC datetimes (a time without zone is UTC); NaT where one does not parse."""
-    times = pd.to_datetime(pd.Index(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
-    return times.as_unit("us")  # the same unit whatever the values, or none
-
-
 def messages_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     """The rows message_rows made (as a store keeps them) as a DataFrame, one typed column each."""
     rows = list(rows)
@@ -144,7 +139,7 @@ def messages_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     codes, ids = pd.factorize(np.array(data["conversation_id"], dtype=object))
     frame = {
         "conversation_id": pd.Categorical.from_codes(codes, categories=ids),
-        "created_at": _times(data["created_at"]),
+        "created_at": utc_times(data["created_at"]),
         "role": _category(data["role"], ROLES),
         "source": _category(data["source"], SOURCES),
         **{name: _ints(data[name]) for name in _COUNTS},

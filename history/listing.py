@@ -1,4 +1,4 @@
-"""The history table the app shows: one row per conversation, newest first."""
+"""The history table the app shows: one row per conversation, in the store's order (newest first)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from history.models import ConversationSummary
 COLUMNS = ["id", "title", "created", "updated", "messages", "model"]
 
 
-def _times(values: list[str]) -> pd.DatetimeIndex:
-    """UTC datetimes; a hand-edited time that does not parse becomes NaT, not an error."""
-    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    return parsed.as_unit("us")  # same dtype whether the list is empty or not
+def utc_times(values: list) -> pd.DatetimeIndex:
+    """ISO-8601 texts as UTC datetimes (a time without zone is UTC); a hand-edited time that does not
+    parse becomes NaT, not an error."""
+    parsed = pd.to_datetime(pd.Index(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
+    return parsed.as_unit("us")  # the same unit whatever the values, or none
 
 
 def day_bounds(days: tuple[date | None, date | None]) -> tuple[float | None, float | None]:
@@ -26,21 +27,17 @@ def day_bounds(days: tuple[date | None, date | None]) -> tuple[float | None, flo
     return start, end
 
 
-def conversations_table(summaries: Iterable[ConversationSummary], *, ordered: bool = False) -> pd.DataFrame:
-    """Built column by column, which stays fast for tens of thousands of rows; `ordered` keeps the
-    order given (a store's page, a search's relevance) instead of sorting newest first."""
+def conversations_table(summaries: Iterable[ConversationSummary]) -> pd.DataFrame:
+    """The summaries in the order given (a store's page, a search's relevance), column by column."""
     rows = list(summaries)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "id": pd.Series([s.id for s in rows], dtype="str"),
             "title": pd.Series([s.title for s in rows], dtype="str"),
-            "created": _times([s.created_at for s in rows]),
-            "updated": _times([s.updated_at for s in rows]),
+            "created": utc_times([s.created_at for s in rows]),
+            "updated": utc_times([s.updated_at for s in rows]),
             "messages": pd.Series([s.message_count for s in rows], dtype="int64"),
             "model": pd.Series([s.model for s in rows], dtype="str"),
         },
         columns=COLUMNS,
     )
-    if ordered:
-        return table
-    return table.sort_values("updated", ascending=False, kind="stable", na_position="last", ignore_index=True)

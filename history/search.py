@@ -139,6 +139,6 @@ def body(messages: Iterable[str]) -> str:
 
 def search_table(hits: Sequence[SearchHit]) -> pd.DataFrame:
     """The history table's columns plus 'snippet', in the hits' (relevance) order."""
-    table = conversations_table((hit.summary for hit in hits), ordered=True)
+    table = conversations_table(hit.summary for hit in hits)
     table["snippet"] = pd.Series([hit.snippet for hit in hits], dtype="str")
     return table[SEARCH_COLUMNS]

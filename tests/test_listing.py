@@ -17,13 +17,12 @@ def summary(n: int, updated: str) -> ConversationSummary:
 
 
 def test_table_is_newest_first_with_exact_columns():
-    table = conversations_table(
-        [
-            summary(1, "2024-01-02T00:00:00.000Z"),
-            summary(2, "2024-01-03T00:00:00.000Z"),
-            summary(3, "2024-01-02T12:00:00+02:00"),
-        ]
-    )
+    store = MemoryHistoryStore()
+    for n, updated in ((1, "2024-01-02T00:00:00.000Z"), (2, "2024-01-03T00:00:00.000Z"),
+                       (3, "2024-01-02T12:00:00+02:00")):
+        store.create(Conversation(id=f"c{n}", created_at="2024-01-01T00:00:00.000Z", updated_at=updated,
+                                  messages=[{"role": "user", "content": "hi", "created_at": updated}] * n))
+    table = conversations_table(store.page())
     assert list(table.columns) == COLUMNS == ["id", "title", "created", "updated", "messages", "model"]
     assert list(table["id"]) == ["c2", "c3", "c1"]
     assert list(table["messages"]) == [2, 3, 1]
@@ -39,7 +38,10 @@ def test_empty_table_keeps_columns_and_types():
 
 
 def test_unparseable_time_sorts_last_instead_of_failing():
-    table = conversations_table([summary(1, "yesterday"), summary(2, "2024-01-03T00:00:00.000Z")])
+    store = MemoryHistoryStore()
+    for n, updated in ((1, "yesterday"), (2, "2024-01-03T00:00:00.000Z")):
+        store.create(Conversation(id=f"c{n}", created_at="2024-01-01T00:00:00.000Z", updated_at=updated))
+    table = conversations_table(store.page())
     assert list(table["id"]) == ["c2", "c1"] and pd.isna(table["updated"].iloc[1])
 
 
